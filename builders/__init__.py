@@ -1,0 +1,1 @@
+"""VIDB builders: ingest -> collect rankings -> aggregate -> calibrate, flag, split -> release folder."""

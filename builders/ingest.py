@@ -1,0 +1,151 @@
+"""The ingest stage: sources -> one validated texts record, with every dropped row kept and counted."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from builders.sources import ADAPTERS, Candidates, read_labelled_table
+from validation.rejects import RejectSink, validate_rows
+from validation.schemas import TextsSchema
+from valueflow.io import InputError, normalise_text, stable_text_id, write_metrics, write_parquet
+from valueflow.taxonomy import get_taxonomy
+
+TEXT_COLUMNS = list(TextsSchema.to_schema().columns)
+REFDATA_SOURCES = ("valuenet", "touche23", "mfrc", "social_chem", "moral_stories", "vidb_anchors")
+
+
+@dataclass
+class IngestConfig:
+    sources: list[str] = field(default_factory=lambda: ["seed"])
+    seed_dir: Path = Path("data/seed/texts")
+    refdata: Path | None = None
+    tables: list[dict] = field(default_factory=list)  # extra labelled tables: {path, source, license}
+    out: Path = Path("data/texts.parquet")
+    root: Path = Path(".")
+
+
+@dataclass
+class SourceCount:
+    files: int = 0
+    file_rows: int = 0
+    rows_ingested: int = 0
+    rows_rejected: int = 0
+    texts: int = 0
+    duplicates: int = 0
+
+
+def _to_texts(c: Candidates) -> pd.DataFrame:
+    """Candidates -> texts columns (theory, path, id); values and leaves are canonical already."""
+    tax = get_taxonomy()
+    f = c.frame.copy()
+    f["source"] = c.source
+    f["license"] = c.license
+    f["theory"] = [tax.value(v).theory for v in f["value"]]
+    paths = [tax.path(v, leaf or None) for v, leaf in zip(f["value"], f["leaf"])]
+    for level in range(3):
+        f[f"level_{level + 1}"] = [p[level] for p in paths]
+    f["text"] = f["text"].astype(str).str.strip()
+    f["text_id"] = [stable_text_id(f"{c.source}|{v}", t) for v, t in zip(f["value"], f["text"])]
+    # empty cells mean "not given"; anything else is left for the schema to accept or reject by name
+    for column in ("direction", "reference_intensity"):
+        f[column] = f[column].map(lambda x: None if x is None or (isinstance(x, str) and not x.strip()) else x).astype(object)
+        f[column] = f[column].where(f[column].notna(), None)
+    return f
+
+
+def ingest(cfg: IngestConfig) -> tuple[pd.DataFrame, dict]:
+    """Run every configured source through its adapter, the texts schema and duplicate removal."""
+    started = time.perf_counter()
+    sink = RejectSink("ingest", root=cfg.root)
+    seen: dict[tuple[str, str], str] = {}  # (value, normalised text) -> text_id kept
+    parts: list[pd.DataFrame] = []
+    counts: dict[str, SourceCount] = {}
+
+    mark = 0  # sink rows before this batch: adapters reject while the batch is being produced
+    for batch in _candidates(cfg, sink):
+        count = counts.setdefault(batch.source, SourceCount())
+        count.files += 1
+        count.file_rows += batch.file_rows
+        frame = _to_texts(batch)
+        dup = []
+        first: dict[tuple[str, str], str] = {}
+        for value, text, text_id in zip(frame["value"], frame["text"], frame["text_id"]):
+            key = (value, normalise_text(text))
+            dup.append(seen.get(key) or first.get(key))
+            first.setdefault(key, text_id)
+        dup = pd.Series(dup, index=frame.index, dtype=object)
+        for idx, kept_id in dup.dropna().items():
+            sink.add(frame.loc[[idx]], f"exact duplicate within value {frame.at[idx, 'value']} of text_id {kept_id}",
+                     file=str(batch.file), column="text", rows=frame.loc[[idx], "row"])
+        count.duplicates += int(dup.notna().sum())
+        frame = frame[dup.isna()]
+        valid = validate_rows(frame[TEXT_COLUMNS + ["row"]], TextsSchema, sink, file=str(batch.file), row_numbers=frame["row"])
+        for value, text, text_id in zip(valid["value"], valid["text"], valid["text_id"]):
+            seen[(value, normalise_text(text))] = text_id
+        parts.append(valid)
+        kept_rows = set(valid["row"])
+        count.rows_ingested += len(kept_rows)
+        count.rows_rejected += len({r["row"] for r in sink.rows[mark:]} - kept_rows)
+        count.texts += len(valid)
+        mark = sink.count
+
+    texts = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=TEXT_COLUMNS)
+    texts = texts[TEXT_COLUMNS].sort_values(["theory", "value", "source", "text_id"], kind="stable").reset_index(drop=True)
+    texts = TextsSchema.validate(texts, lazy=True)
+    write_parquet(texts, cfg.root / cfg.out)
+    sink.write()
+    metrics = {
+        "texts": len(texts),
+        "rejected": sink.count,
+        "rejected_by_reason": _short_reasons(sink),
+        "sources": {s: vars(c) for s, c in counts.items()},
+        "per_value": {v: int(n) for v, n in texts["value"].value_counts().sort_index().items()},
+        "per_source_value": {
+            s: {v: int(n) for v, n in g["value"].value_counts().sort_index().items()} for s, g in texts.groupby("source")
+        },
+        "seconds": round(time.perf_counter() - started, 2),
+    }
+    write_metrics("ingest", metrics, cfg.root)
+    return texts, metrics
+
+
+def _short_reasons(sink: RejectSink) -> dict[str, int]:
+    """Reasons grouped by their kind (the part before any row-specific detail such as a text id)."""
+    out: Counter = Counter()
+    for reason, n in sink.counts_by_reason().items():
+        out[reason.split(" of text_id ")[0].split("; valid values:")[0]] += n
+    return dict(out.most_common())
+
+
+def _candidates(cfg: IngestConfig, sink: RejectSink):
+    for source in cfg.sources:
+        if source not in ADAPTERS:
+            raise InputError(f"unknown source {source!r}; known sources: {', '.join(sorted(ADAPTERS))}")
+        if source == "seed":
+            yield from ADAPTERS["seed"](cfg.root / cfg.seed_dir, sink)
+            continue
+        if cfg.refdata is None or not Path(cfg.refdata).is_dir():
+            raise InputError(f"source {source!r} needs the reference data folder (set $VALUEFLOW_REFDATA); not found: {cfg.refdata}")
+        yield from ADAPTERS[source](Path(cfg.refdata), sink)
+    for table in cfg.tables:
+        yield read_labelled_table(Path(table["path"]), table.get("source", Path(table["path"]).stem), table.get("license", "unknown"), sink)
+
+
+def format_counts(metrics: dict) -> str:
+    """The per-source and per-value counts, as printed by ``valueflow ingest``."""
+    lines = [f"{'source':<28}{'files':>6}{'rows':>9}{'ingested':>10}{'rejected':>10}{'texts':>9}{'dups':>7}"]
+    for s, c in metrics["sources"].items():
+        lines.append(f"{s:<28}{c['files']:>6}{c['file_rows']:>9}{c['rows_ingested']:>10}{c['rows_rejected']:>10}{c['texts']:>9}{c['duplicates']:>7}")
+    lines.append("")
+    lines.append(f"{'value':<32}" + "".join(f"{s[:12]:>13}" for s in metrics["per_source_value"]))
+    for v in sorted(metrics["per_value"]):
+        lines.append(f"{v:<32}" + "".join(f"{metrics['per_source_value'][s].get(v, 0):>13}" for s in metrics["per_source_value"]))
+    lines.append(f"\n{metrics['texts']} texts; {metrics['rejected']} rejected rows in data/rejected/ingest.parquet")
+    for reason, n in metrics["rejected_by_reason"].items():
+        lines.append(f"  {n:>7}  {reason}")
+    return "\n".join(lines)

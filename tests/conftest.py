@@ -1,0 +1,43 @@
+"""Shared test set-up: one thread, no telemetry, the reference data folder, small fixtures."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+os.environ.setdefault("DVC_NO_ANALYTICS", "1")
+os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+os.environ.setdefault("HF_UPDATE_DOWNLOAD_COUNTS", "0")
+
+from pathlib import Path
+
+import pytest
+
+from valueflow.io import PROJECT_ROOT, refdata_dir
+
+try:  # torch is a dependency of the package; tests run single-threaded (two cores, busy machine)
+    import torch
+
+    torch.set_num_threads(1)
+except ImportError:  # pragma: no cover
+    pass
+
+
+@pytest.fixture(scope="session")
+def project_root() -> Path:
+    return PROJECT_ROOT
+
+
+@pytest.fixture(scope="session")
+def refdata() -> Path:
+    """The shared real reference data; tests that need it are skipped with the reason when it is absent."""
+    path = refdata_dir()
+    if path is None:
+        pytest.skip("reference data not found: set VALUEFLOW_REFDATA or place it at ../shared/data")
+    return path
+
+
+@pytest.fixture(scope="session")
+def seed_dir(project_root: Path) -> Path:
+    return project_root / "data" / "seed" / "texts"

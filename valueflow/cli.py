@@ -1,0 +1,67 @@
+"""The ``valueflow`` command line. The only module that imports the stage packages.
+
+Each stage package contributes its commands through ``<package>/commands.py`` with a ``register(app)``
+function; heavy libraries are imported inside the commands so that ``valueflow --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Optional
+
+import typer
+
+from valueflow.taxonomy import THEORIES, get_taxonomy
+
+app = typer.Typer(
+    help="valueflow: build VIDB, train HiVES, score value intensities, study steering, publish releases.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+STAGE_COMMANDS = ("builders.commands", "hives_model.commands", "evaluation.commands", "cards.commands")
+
+
+@app.command()
+def values(
+    theory: Optional[str] = typer.Option(None, "--theory", "-t", help=f"Only this theory: {', '.join(THEORIES)}."),
+    leaves: bool = typer.Option(False, "--leaves", help="Also list the refined leaves with their paths."),
+) -> None:
+    """Print the value taxonomy as a table: theory, value, path, concordance group, definition."""
+    tax = get_taxonomy()
+    if theory is not None and theory not in THEORIES:
+        raise typer.BadParameter(f"unknown theory {theory!r}; valid theories: {', '.join(THEORIES)}", param_hint="--theory")
+    rows = []
+    for v in tax.values if theory is None else tax.values_of(theory):
+        rows.append((v.theory, v.name, " / ".join(v.path), v.concordance_group, v.definition))
+        if leaves:
+            for leaf in tax.leaves_of(v.name):
+                rows.append((v.theory, f"  {leaf.name}", " / ".join(tax.path(v.name, leaf.name)), "", leaf.definition))
+    widths = [max(len(r[i]) for r in rows) for i in range(4)]
+    header = ("theory", "value", "path (level_1 / level_2 / level_3)", "concordance", "definition")
+    widths = [max(w, len(h)) for w, h in zip(widths, header)]
+    for row in (header, *rows):
+        typer.echo("  ".join(cell.ljust(w) for cell, w in zip(row[:4], widths)) + "  " + row[4])
+
+
+def _register_stage_commands() -> None:
+    for module in STAGE_COMMANDS:
+        try:
+            mod = importlib.import_module(module)
+        except ModuleNotFoundError as err:
+            if err.name == module:  # that stage package has no commands yet
+                continue
+            raise
+        mod.register(app)
+
+
+_register_stage_commands()
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,59 @@
+"""The one judge protocol every ranking source implements, and the registry that builds judges from specs."""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+
+@dataclass(frozen=True)
+class JudgeAnswer:
+    """A judge's answer for one window.
+
+    ``order`` holds positions into the window (0-based), most supporting first; None when the judge gave no
+    usable permutation, with ``error`` saying why (the window is then logged and left out, never guessed).
+    """
+
+    order: tuple[int, ...] | None
+    error: str | None = None
+    raw: str | None = None  # the judge's raw reply, for the log
+    prompt_hash: str = ""
+
+
+class Judge(abc.ABC):
+    """Orders texts by how strongly they support (first) or oppose (last) one value."""
+
+    #: "<kind>:<model>@<version>", recorded with every ranking so results can be traced and cached
+    name: str
+
+    @abc.abstractmethod
+    def rank_windows(self, value: str, windows: Sequence[Sequence[str]]) -> list[JudgeAnswer]:
+        """Order each window of texts for ``value``; one answer per window, in the same order."""
+
+    def rate(self, value: str, texts: Sequence[str]) -> list[float | None]:
+        """Direct intensity ratings in [-10, 10]: the baseline that ranking is compared against."""
+        raise NotImplementedError(f"judge {self.name!r} has no rating mode")
+
+
+_REGISTRY: dict[str, Callable[..., Judge]] = {}
+
+
+def register_judge(kind: str) -> Callable[[Callable[..., Judge]], Callable[..., Judge]]:
+    """Register a factory for judge specs ``<kind>`` or ``<kind>:<argument>``."""
+
+    def deco(factory: Callable[..., Judge]) -> Callable[..., Judge]:
+        _REGISTRY[kind] = factory
+        return factory
+
+    return deco
+
+
+def make_judge(spec: str, **options: object) -> Judge:
+    """Build a judge from a spec such as ``embedding`` or ``chat:gemma-3-27b-it@http://localhost:8000/v1``."""
+    import valueflow.judges.registry  # noqa: F401  (imports the implementations so they register)
+
+    kind, _, arg = spec.partition(":")
+    if kind not in _REGISTRY:
+        raise ValueError(f"unknown judge {spec!r}; known kinds: {', '.join(sorted(_REGISTRY))}")
+    return _REGISTRY[kind](arg, **options) if arg else _REGISTRY[kind](**options)
