@@ -1,0 +1,1 @@
+"""Dataset and model cards, release folders and Hub publishing."""

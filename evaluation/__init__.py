@@ -1,0 +1,1 @@
+"""Anchor-based intensity evaluator and the steering study."""

@@ -1,0 +1,1 @@
+"""HiVES: hierarchical value embedding model: training pairs, losses, sampler, training, export, metrics."""
