@@ -8,6 +8,7 @@ can be fixed and fed back.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -87,6 +88,8 @@ def validate_rows(
     row (a missing column, a wrong dtype for a whole column) are raised: the file cannot be used at all.
     ``row_numbers`` maps ``df.index`` to row numbers in ``file`` for the messages.
     """
+    numbers = row_numbers if row_numbers is not None else pd.Series(df.index, index=df.index)
+    df = _reject_uncoercible(df, schema, sink, file, numbers)
     try:
         return schema.validate(df, lazy=True)
     except SchemaErrors as err:
@@ -98,11 +101,14 @@ def validate_rows(
             detail = "; ".join(f"{c}: {chk} ({fc})" for c, chk, fc in fatal[["column", "check", "failure_case"]].itertuples(index=False))
             raise ValueError(f"{file or 'input'}: {detail}") from None
         reasons: dict[object, list[tuple[str, str]]] = {}
-        for idx, column, check in cases.loc[cases["index"].notna(), ["index", "column", "check"]].itertuples(index=False):
-            column = "" if column is None or column == schema.__name__ or column == df.__class__.__name__ else str(column)
-            reasons.setdefault(idx, []).append((column, _describe(check)))
+        row_checks = {str(c.error or c.name) for c in schema.to_schema().checks}
+        for idx, column, check, case in cases.loc[cases["index"].notna(), ["index", "column", "check", "failure_case"]].itertuples(index=False):
+            if column is None or column == schema.__name__ or check in row_checks:  # the whole row is at fault
+                reasons.setdefault(idx, []).append(("", str(check)))
+            else:
+                case = case.item() if hasattr(case, "item") else case  # numpy scalars print as np.int8(2)
+                reasons.setdefault(idx, []).append((str(column), f"{case!r} {_describe(str(check))}"))
         bad = [i for i in df.index if i in reasons]
-        numbers = row_numbers if row_numbers is not None else pd.Series(df.index, index=df.index)
         for idx in bad:
             cols = sorted({c for c, _ in reasons[idx] if c})
             sink.add(
@@ -116,9 +122,40 @@ def validate_rows(
         return schema.validate(kept, lazy=True) if len(kept) else schema.validate(kept.iloc[:0], lazy=True)
 
 
-def _describe(check: object) -> str:
-    text = str(check)
-    return {
-        "field_uniqueness": "duplicate value (must be unique)",
-        "not_nullable": "missing value",
-    }.get(text, text)
+def _reject_uncoercible(df: pd.DataFrame, schema: type[pa.DataFrameModel], sink: RejectSink, file: str, numbers: pd.Series) -> pd.DataFrame:
+    """Reject rows whose numeric cells are not numbers, so that one bad cell does not sink a whole column."""
+    bad = pd.Series(False, index=df.index)
+    for name, column in schema.to_schema().columns.items():
+        kind = str(column.dtype).lower()
+        if name not in df.columns or not any(k in kind for k in ("int", "float")):
+            continue
+        raw = df[name]
+        given = raw.notna() & raw.astype(str).str.strip().ne("")
+        number = pd.to_numeric(raw.where(given), errors="coerce")
+        wrong = given & (number.isna() | (("int" in kind) & (number % 1 != 0)))
+        for idx in df.index[wrong & ~bad]:
+            expected = "an integer" if "int" in kind else "a number"
+            sink.add(df.loc[[idx]], f"{name}: {raw[idx]!r} is not {expected}", file=file, column=name, rows=numbers.loc[[idx]])
+        bad |= wrong
+    return df[~bad]
+
+
+_CHECK_WORDS = [
+    (re.compile(r"^isin\((.*)\)$"), lambda m: f"is not one of {m.group(1).strip('[]{}')}"),
+    (re.compile(r"^less_than_or_equal_to\((.*)\)$"), lambda m: f"is above the maximum {m.group(1)}"),
+    (re.compile(r"^greater_than_or_equal_to\((.*)\)$"), lambda m: f"is below the minimum {m.group(1)}"),
+    (re.compile(r"^in_range\((.*)\)$"), lambda m: f"is outside the range {m.group(1)}"),
+    (re.compile(r"^str_matches\(.*\\S.*\)$"), lambda m: "is empty (text required)"),
+    (re.compile(r"^str_length\((.*)\)$"), lambda m: f"has a length outside {m.group(1)}"),
+    (re.compile(r"^field_uniqueness$"), lambda m: "is a duplicate (must be unique)"),
+    (re.compile(r"^not_nullable$"), lambda m: "is missing"),
+]
+
+
+def _describe(check: str) -> str:
+    """Pandera's check names as a reader would say them ("is not one of -1, 0, 1")."""
+    for pattern, words in _CHECK_WORDS:
+        match = pattern.match(check)
+        if match:
+            return words(match)
+    return f"fails {check}"

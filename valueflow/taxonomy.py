@@ -190,7 +190,7 @@ class ValueTaxonomy:
         key = normalise_name(leaf)
         for candidate in v.leaves:
             # Schwartz leaves carry their value as prefix; accept them with or without it
-            if key in (normalise_name(candidate), normalise_name(f"{v.name}:{candidate}")):
+            if normalise_name(candidate) in (key, normalise_name(f"{v.name}:{leaf}")):
                 return candidate
         raise UnknownValueError(
             f"unknown leaf {leaf!r} of value {v.name!r}; valid leaves: {', '.join(v.leaves) or '(none)'}"
