@@ -8,6 +8,7 @@ can be fixed and fed back.
 from __future__ import annotations
 
 import json
+import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -68,7 +69,7 @@ def _plain(d: dict) -> dict:
     for k, v in d.items():
         if hasattr(v, "tolist"):
             v = v.tolist()
-        elif v is pd.NA or (isinstance(v, float) and v != v):
+        elif v is pd.NA or (isinstance(v, float) and math.isnan(v)):
             v = None
         out[str(k)] = v
     return out

@@ -7,7 +7,6 @@ function; heavy libraries are imported inside the commands so that ``valueflow -
 from __future__ import annotations
 
 import importlib
-from typing import Optional
 
 import typer
 
@@ -25,7 +24,7 @@ STAGE_COMMANDS = ("builders.commands", "hives_model.commands", "evaluation.comma
 
 @app.command()
 def values(
-    theory: Optional[str] = typer.Option(None, "--theory", "-t", help=f"Only this theory: {', '.join(THEORIES)}."),
+    theory: str | None = typer.Option(None, "--theory", "-t", help=f"Only this theory: {', '.join(THEORIES)}."),
     leaves: bool = typer.Option(False, "--leaves", help="Also list the refined leaves with their paths."),
 ) -> None:
     """Print the value taxonomy as a table: theory, value, path, concordance group, definition."""

@@ -8,10 +8,10 @@ deep inside a training run. The fixed-depth path rule is documented at the top o
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
-from typing import Iterator
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator

@@ -72,7 +72,7 @@ def test_aliases_resolve(alias, value):
 
 def test_every_declared_alias_resolves_to_its_value():
     tax = get_taxonomy()
-    raw = yaml.safe_load(open(tax_file(), encoding="utf-8"))
+    raw = _raw()
     for theory in raw["theories"].values():
         for name, spec in theory["values"].items():
             for alias in [name, *spec.get("aliases", [])]:
@@ -101,7 +101,7 @@ def tax_file():
 
 
 def _raw():
-    return yaml.safe_load(open(tax_file(), encoding="utf-8"))
+    return yaml.safe_load(tax_file().read_text(encoding="utf-8"))
 
 
 def test_taxonomy_is_validated_when_loaded():
