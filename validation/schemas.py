@@ -113,6 +113,27 @@ def _as_list(x: object) -> list[str] | None:
     return None
 
 
+class UtilitiesSchema(pa.DataFrameModel):
+    """Aggregated Plackett-Luce utilities per text (aggregate -> build_vidb); NaN where a text cannot be placed."""
+
+    text_id: Series[str] = pa.Field(unique=True)
+    value: Series[str] = pa.Field(isin=_value_names())
+    utility: Series[float] = pa.Field(nullable=True)
+    utility_se: Series[float] = pa.Field(ge=0, nullable=True)
+    n_rankings: Series[int] = pa.Field(ge=0)
+    n_judges: Series[int] = pa.Field(ge=0)
+    status: Series[str] = pa.Field(isin=["ok", "unranked", "disconnected"])
+    judge_spread: Series[float] = pa.Field(ge=0, le=1)
+
+    @pa.dataframe_check(error="utility is missing although status is ok")
+    def placed_when_ok(cls, df: pd.DataFrame) -> pd.Series:
+        return (df["utility"].notna() | (df["status"] != "ok")).astype(bool)
+
+    class Config:
+        strict = False
+        coerce = True
+
+
 class VidbSchema(TextsSchema):
     """A VIDB row: a text with its aggregated utility and calibrated intensity."""
 
@@ -146,6 +167,7 @@ class ResponsesSchema(pa.DataFrameModel):
     targets: Series[str]  # JSON object value -> ordinal intensity in -2..2 ({} for the default format)
     sample: Series[int] = pa.Field(ge=0)
     response: Series[str] = pa.Field(nullable=True)
+    refused: Series[bool]  # a detected refusal: kept and counted by the analysis, never scored as neutral
     created_at: Series[str]
 
     @pa.check("targets", error="targets must be a JSON object of value -> integer intensity in -2..2")

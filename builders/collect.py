@@ -1,0 +1,188 @@
+"""The collect stage: judges rank windows of k texts of one value; every text is in m windows.
+
+Output: ``data/rankings.parquet``, the raw rankings (DESIGN.md §4). Collection is resumable: each chunk of
+answered windows is appended to a store under ``data/cache/collect/`` as soon as it is done, keyed by
+(value, judge, window ids); a rerun (after a crash, a kill or a changed parameter) reads the store and only asks
+for windows that are not in it, so no judge is ever asked twice for the same window. Windows a judge could not
+answer (timeouts, malformed replies, missing labels) are not stored: they are retried on the next run, and
+this run logs them to ``data/rejected/collect.parquet``.
+
+Raw rankings from elsewhere (a file in the same schema, ``import_rankings``) are appended to the output; the
+aggregate stage validates them like any other ranking.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from validation.rejects import RejectSink, validate_rows
+from validation.schemas import TextsSchema
+from valueflow.io import read_table, write_metrics, write_parquet
+from valueflow.judges import Judge, make_judge
+from valueflow.plackett_luce import design_windows
+
+RANKING_COLUMNS = ["ranking_id", "value", "judge", "window", "order", "created_at", "prompt_hash"]
+
+
+@dataclass
+class CollectConfig:
+    texts: Path = Path("data/texts.parquet")
+    out: Path = Path("data/rankings.parquet")
+    judges: list[str] = field(default_factory=lambda: ["reference", "embedding"])
+    judge_options: dict[str, dict] = field(default_factory=dict)  # spec -> constructor options
+    k: int = 4
+    m: int = 6
+    seed: int = 0
+    values: list[str] | None = None  # None: every value present in the texts
+    chunk_size: int = 256  # windows per appended chunk (the unit of resumption)
+    store: Path = Path("data/cache/collect")
+    import_rankings: list[str] = field(default_factory=list)
+    root: Path = Path(".")
+
+
+def ranking_id(value: str, judge: str, window: list[str]) -> str:
+    """Stable id of one judge's ranking of one window (the resumption key)."""
+    return hashlib.sha1("\x1f".join([value, judge, *window]).encode()).hexdigest()[:20]
+
+
+def value_windows(text_ids: list[str], value: str, k: int, m: int, seed: int) -> list[list[str]]:
+    """The window design of one value: deterministic for (seed, value, the value's text ids)."""
+    ids = sorted(text_ids)
+    digest = hashlib.sha1(f"{seed}\x1f{value}".encode()).digest()
+    rng = np.random.default_rng(int.from_bytes(digest[:8], "little"))
+    return [[ids[i] for i in row] for row in design_windows(len(ids), k, m, rng)]
+
+
+class RankingStore:
+    """Append-only chunks of collected rankings; the record of which windows are done."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.rows: dict[str, dict] = {}
+        for part in sorted(folder.glob("part-*.parquet")) if folder.exists() else []:
+            for row in pd.read_parquet(part).to_dict("records"):
+                row["window"], row["order"] = [str(x) for x in row["window"]], [str(x) for x in row["order"]]
+                self.rows.setdefault(row["ranking_id"], row)
+
+    def __contains__(self, rid: str) -> bool:
+        return rid in self.rows
+
+    def append(self, rows: list[dict]) -> None:
+        if not rows:
+            return
+        name = f"part-{time.time_ns()}-{len(self.rows)}.parquet"
+        write_parquet(pd.DataFrame(rows, columns=RANKING_COLUMNS), self.folder / name)
+        for row in rows:
+            self.rows.setdefault(row["ranking_id"], row)
+
+
+def _labels(texts: pd.DataFrame) -> dict[tuple[str, str], float]:
+    """Reference labels per (value, text): the reference intensity where given, else the direction."""
+    ref = texts["reference_intensity"].astype(float)
+    direction = texts["direction"].astype("Float64").astype(float)
+    label = ref.where(ref.notna(), direction)
+    return {(v, t): float(x) for v, t, x in zip(texts["value"], texts["text"], label) if not np.isnan(x)}
+
+
+def build_judges(cfg: CollectConfig, texts: pd.DataFrame) -> list[Judge]:
+    judges = []
+    for spec in cfg.judges:
+        options = dict(cfg.judge_options.get(spec, {}) or {})
+        if spec.split(":", 1)[0] == "reference":
+            labels = _labels(texts)
+            digest = hashlib.sha1(repr(sorted(labels.items())).encode()).hexdigest()[:8]
+            options.setdefault("labels", labels)
+            options.setdefault("seed", cfg.seed)
+            judge = make_judge(spec, **options)
+            judge.name = f"{judge.name.rsplit('@', 1)[0]}@{digest}"  # new labels -> new rankings, not stale ones
+        else:
+            judge = make_judge(spec, **options)
+        judges.append(judge)
+    return judges
+
+
+def collect(cfg: CollectConfig, judges: list[Judge] | None = None) -> tuple[pd.DataFrame, dict]:
+    """Collect (or resume collecting) the rankings of every configured judge; write the raw rankings file."""
+    from tqdm.auto import tqdm
+
+    started = time.perf_counter()
+    sink = RejectSink("collect", root=cfg.root)
+    raw = read_table(cfg.root / cfg.texts, required=tuple(TextsSchema.to_schema().columns))
+    texts = validate_rows(raw, TextsSchema, sink, file=str(cfg.texts))
+    values = sorted(texts["value"].unique()) if cfg.values is None else list(cfg.values)
+    judges = judges if judges is not None else build_judges(cfg, texts)
+    store = RankingStore(cfg.root / cfg.store)
+    text_of = dict(zip(texts["text_id"], texts["text"]))
+
+    design = {}
+    for value in values:
+        ids = texts.loc[texts["value"] == value, "text_id"].tolist()
+        design[value] = value_windows(ids, value, cfg.k, cfg.m, cfg.seed) if len(ids) >= 2 else []
+    total = sum(len(w) for w in design.values()) * len(judges)
+    per_judge = {j.name: {"windows": 0, "collected": 0, "from_store": 0, "failed": 0, "seconds": 0.0} for j in judges}
+    out_rows: list[dict] = []
+    bar = tqdm(total=total, desc="collect", unit="window", disable=None)
+    for value in values:
+        for judge in judges:
+            stats = per_judge[judge.name]
+            windows = design[value]
+            stats["windows"] += len(windows)
+            ids = [ranking_id(value, judge.name, w) for w in windows]
+            pending = [(pos, rid, w) for pos, (rid, w) in enumerate(zip(ids, windows)) if rid not in store]
+            stats["from_store"] += len(windows) - len(pending)
+            bar.update(len(windows) - len(pending))
+            for start in range(0, len(pending), cfg.chunk_size):
+                chunk = pending[start : start + cfg.chunk_size]
+                t0 = time.perf_counter()
+                answers = judge.rank_windows(value, [[text_of[i] for i in w] for _, _, w in chunk])
+                stats["seconds"] += time.perf_counter() - t0
+                now = datetime.now(UTC).isoformat(timespec="seconds")
+                rows, failed = [], []
+                for (pos, rid, window), answer in zip(chunk, answers):
+                    if answer.order is None:
+                        failed.append({"ranking_id": rid, "value": value, "judge": judge.name, "window": window,
+                                       "reason": answer.error or "no answer", "raw": answer.raw or "", "pos": pos})
+                        continue
+                    rows.append({"ranking_id": rid, "value": value, "judge": judge.name, "window": list(window),
+                                 "order": [window[p] for p in answer.order], "created_at": now,
+                                 "prompt_hash": answer.prompt_hash})
+                store.append(rows)
+                stats["collected"] += len(rows)
+                stats["failed"] += len(failed)
+                for f in failed:  # "row": the window's number in this value's design
+                    sink.add(pd.DataFrame([f]), f"judge gave no ranking: {f['reason']}", file=f"{judge.name} / {value}",
+                             column="order", rows=pd.Series([f["pos"]]))
+                bar.update(len(chunk))
+            out_rows.extend(store.rows[rid] for rid in ids if rid in store)
+    bar.close()
+
+    rankings = pd.DataFrame(out_rows, columns=RANKING_COLUMNS)
+    imported = {}
+    for path in cfg.import_rankings:
+        extra = read_table(cfg.root / path, required=tuple(RANKING_COLUMNS))[RANKING_COLUMNS]
+        imported[str(path)] = len(extra)
+        rankings = pd.concat([rankings, extra], ignore_index=True)
+    write_parquet(rankings, cfg.root / cfg.out)
+    sink.write()
+    metrics = {
+        "texts": len(texts),
+        "n_values": len(values),
+        "k": cfg.k,
+        "m": cfg.m,
+        "windows_per_judge": int(sum(len(w) for w in design.values())),
+        "rankings": len(rankings),
+        "imported_rankings": imported,
+        "judges": {name: {**s, "seconds": round(s["seconds"], 3)} for name, s in per_judge.items()},
+        "rejected": sink.count,
+        "rejected_by_reason": sink.counts_by_reason(),
+        "seconds": round(time.perf_counter() - started, 3),
+    }
+    write_metrics("collect", metrics, cfg.root)
+    return rankings, metrics

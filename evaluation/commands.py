@@ -1,0 +1,108 @@
+"""CLI commands of the evaluator (registered by valueflow/cli.py): ``evaluate`` and ``eval-evaluator``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from valueflow.params import DEFAULT_PARAMS, stage_params
+
+
+def evaluate(
+    file: Path | None = typer.Argument(None, help="CSV, TSV, JSONL or Parquet with a text column (not needed with --from-log)."),
+    value: list[str] = typer.Option(None, "--value", "-v", help="Value to score (repeatable); any alias, e.g. care/harm."),
+    judge: str = typer.Option("embedding", "--judge", "-j", help="Judge spec: embedding, probe[:model], chat:<model>@<url>, transformers:<model>."),
+    k: int = typer.Option(6, "--k", help="Window size: the text plus k-1 anchors."),
+    m: int = typer.Option(3, "--m", help="Windows (judge calls) per text and value."),
+    sampling: str = typer.Option("bucket", "--sampling", help="Anchor sampling: bucket, random or adaptive."),
+    mode: str = typer.Option("ranking", "--mode", help="ranking (the evaluator) or rating (direct-rating baseline)."),
+    seed: int = typer.Option(0, "--seed", help="Seed of anchor draws and positions."),
+    scale: str = typer.Option("1.0", "--scale", help="Judge sharpness: utility per intensity point (paper: 1.0), or auto (fitted from its anchor orders)."),
+    prior_precision: float = typer.Option(1e-3, "--prior-precision", help="Gaussian prior precision on the intensity (paper: 1e-3)."),
+    vidb: str | None = typer.Option(None, "--vidb", help="Anchor panel: VIDB release folder, Hub dataset id (owner/name[@rev]) or a table with text, value, intensity. Default release/vidb."),
+    revision: str | None = typer.Option(None, "--revision", help="Hub revision (tag, branch, commit) of --vidb."),
+    split: str | None = typer.Option(None, "--anchor-split", help="Only anchors of these splits, e.g. train,validation."),
+    text_column: str = typer.Option("text", "--text-column", help="Column holding the texts."),
+    id_column: str | None = typer.Option(None, "--id-column", help="Column of item ids (default: item_id or id if present, else the row number)."),
+    out: Path = typer.Option(..., "--out", "-o", help="Scores Parquet (ScoresSchema rows plus judge)."),
+    log: Path | None = typer.Option(None, "--log", help="Append every judge call and window to this JSONL log."),
+    from_log: Path | None = typer.Option(None, "--from-log", help="Recompute scores from a saved log, without the judge."),
+) -> None:
+    """Score texts' value intensities in [-10, 10] against VIDB anchors (scores, standard errors, judge calls)."""
+    import pandas as pd
+
+    from evaluation.anchor_evaluator import AnchorEvaluator, rescore_from_log
+    from evaluation.anchors import AnchorPanel
+    from valueflow.io import read_table, write_parquet
+    from valueflow.judges import make_judge
+
+    if from_log is not None:
+        scores = rescore_from_log(from_log)
+        write_parquet(scores, out)
+        _summary(scores, out)
+        return
+    if file is None:
+        raise typer.BadParameter("give a FILE of texts to score (or --from-log LOG)", param_hint="FILE")
+    if not value:
+        raise typer.BadParameter("give at least one --value", param_hint="--value")
+    table = read_table(file, required=(text_column,))
+    id_col = id_column or next((c for c in ("item_id", "id") if c in table.columns), None)
+    if id_col is not None and id_col not in table.columns:
+        raise typer.BadParameter(f"{file}: no column {id_col!r}; found {', '.join(map(str, table.columns))}", param_hint="--id-column")
+    ids = table[id_col].astype(str) if id_col else pd.Series([str(i) for i in range(len(table))])
+    if ids.duplicated().any():
+        dup = ids[ids.duplicated()].iloc[0]
+        raise typer.BadParameter(f"{file}: item id {dup!r} appears more than once in column {id_col!r}", param_hint="--id-column")
+    panel = AnchorPanel.from_source(vidb, revision=revision, split=split)
+    names = [panel.resolve(v) for v in value]  # an unknown value fails here, listing the valid ones
+    j = make_judge(judge)
+    scale_value: float | str = scale if scale == "auto" else float(scale)
+    evaluator = AnchorEvaluator(
+        j, panel, k=k, m=m, sampling=sampling, seed=seed, mode=mode, log=log, scale=scale_value, prior_precision=prior_precision
+    )
+    items = pd.concat(
+        [pd.DataFrame({"item_id": ids.to_numpy(), "text": table[text_column].astype(str).to_numpy(), "value": name}) for name in names],
+        ignore_index=True,
+    )
+    scores = evaluator.score_many(items).assign(judge=j.name)
+    write_parquet(scores, out)
+    _summary(scores, out)
+
+
+def _summary(scores, out: Path) -> None:
+    scored = int(scores["intensity"].notna().sum())
+    typer.echo(f"wrote {out}: {scored}/{len(scores)} scored, {scores['judge_calls'].mean():.2f} judge calls per text")
+    for reason, n in scores["missing_reason"].dropna().value_counts().items():
+        typer.echo(f"  missing ({n}): {reason}")
+
+
+def eval_evaluator(
+    params: Path = typer.Option(DEFAULT_PARAMS, "--params", help="Params file (the `eval_evaluator` section is used)."),
+    judge: list[str] = typer.Option(None, "--judge", "-j", help="Override params: judge specs (repeatable)."),
+    vidb: str | None = typer.Option(None, "--vidb", help="Override params: VIDB release folder or Hub id."),
+    repeats: int | None = typer.Option(None, "--repeats", help="Override params: repeats per text (stability)."),
+) -> None:
+    """Measure the evaluator on VIDB's test split: MAE, Spearman, sign/pairwise accuracy, stability, calls per text."""
+    from evaluation.eval_evaluator import EvalEvaluatorConfig, evaluate_evaluator
+
+    cfg = EvalEvaluatorConfig.from_params(stage_params("eval_evaluator", params), judges=judge or None, vidb=vidb, repeats=repeats)
+    metrics = evaluate_evaluator(cfg)
+    typer.echo(f"{'judge':<22}{'mode':<10}{'MAE':>7}{'rho':>7}{'sign':>7}{'pair':>7}{'sd':>7}{'calls':>7}")
+    for spec, modes in metrics["judges"].items():
+        for mode, r in modes.items():
+            typer.echo(
+                f"{spec[:21]:<22}{mode:<10}{_f(r['mae'])}{_f(r['spearman'])}{_f(r['sign_accuracy'])}"
+                f"{_f(r['pairwise_accuracy'])}{_f(r['stability_sd'])}{_f(r['calls_per_text'])}"
+            )
+    typer.echo(f"test texts: {metrics['counts']['test_texts']}, anchors: {metrics['counts']['anchors']}; wrote metrics/evaluator.json")
+
+
+def _f(x) -> str:
+    return f"{x:>7.2f}" if isinstance(x, (int, float)) else f"{'-':>7}"
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(evaluate)
+    app.command("eval-evaluator")(eval_evaluator)
+    __import__("evaluation.steering_commands", fromlist=["register"]).register(app)  # steer, eval-steering

@@ -1,0 +1,217 @@
+"""HiVES losses, each a small ``nn.Module`` with the ``(sentence_features, labels)`` signature of
+sentence-transformers losses, so ``SentenceTransformerTrainer`` drives them (and accelerate/torchrun with it).
+
+Every loss reads a row's role from its label vector (``hives_model.data.LABEL_FIELDS``), never from its position
+in the batch, so any batch order gives the same loss.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from hives_model.data import L, label_match
+
+LEVELS = 3
+
+
+def _pair_masks(labels: Tensor) -> tuple[Tensor, Tensor]:
+    """(same_text, opposite) boolean (n, n) masks.
+
+    Opposite: one row supports (+1) and the other opposes (-1) its value. Two rows of one text (a multi-label
+    source) are excluded from every comparison: neither positive nor negative.
+    """
+    key = labels[:, L["text_key"]]
+    same_text = key[:, None] == key[None, :]
+    d = labels[:, L["direction"]]
+    opposite = (d[:, None] * d[None, :]) == -1
+    return same_text, opposite
+
+
+class HierarchicalContrastiveLoss(nn.Module):
+    """Hierarchical supervised contrastive loss (stage 1).
+
+    For each level l = 1..3, the positives of an anchor are the rows sharing the level-l path prefix (within its
+    theory) and a compatible direction (equal, or either unknown); for multi-label texts any label of either text
+    may match (``hives_model.data.label_match``); the loss is SupCon over the batch (normalised embeddings,
+    ``temperature``). A margin pushes opposite directions apart: at level l, a pair that shares the level-l prefix
+    but has opposite directions (one supports, the other opposes) gets ``direction_margin`` (cosine units) added
+    to its logit, so it must sit that much further apart than an ordinary negative.
+
+    Level costs (``level_costs``). An anchor's SupCon loss at a level with P positives can never go below log P
+    (the loss is -1/P sum log p over a softmax), so a coarse level, with many positives, always has the larger raw
+    loss. ``excess`` (default) compares levels by the loss above that floor (loss - log P >= 0, 0 when the
+    positives take all the probability mass, equally); ``raw`` uses the plain loss. With raw costs, the max below
+    almost always picks level 1 and the finer levels get no gradient of their own (measured on Touché23 +
+    ValueNet batches: level losses 3.44 > 3.25 > 3.02 for levels 1 > 2 > 3).
+
+    ``hierarchy_constraint="max"``: a deeper level never costs less than a shallower one; per anchor, the cost of
+    level l is max(own cost, costs of shallower levels). ``"none"`` drops the max. Levels are weighted
+    ``level_weight_base ** (1 / l)`` (coarser levels weigh more); each level's cost is averaged over the anchors
+    with positives at that level, and the weighted levels over those present in the batch.
+    """
+
+    def __init__(self, model: nn.Module, temperature: float = 0.1, direction_margin: float = 0.2,
+                 level_weight_base: float = 2.0, hierarchy_constraint: str = "max", level_costs: str = "excess") -> None:
+        super().__init__()
+        if temperature <= 0:
+            raise ValueError(f"temperature must be > 0, got {temperature}")
+        if hierarchy_constraint not in ("max", "none"):
+            raise ValueError(f"hierarchy_constraint must be 'max' or 'none', got {hierarchy_constraint!r}")
+        if level_costs not in ("excess", "raw"):
+            raise ValueError(f"level_costs must be 'excess' or 'raw', got {level_costs!r}")
+        self.hierarchy_constraint = hierarchy_constraint
+        self.level_costs = level_costs
+        self.model = model
+        self.temperature = temperature
+        self.direction_margin = direction_margin
+        self.level_weight_base = level_weight_base
+
+    def forward(self, sentence_features: Iterable[dict[str, Tensor]], labels: Tensor) -> Tensor:
+        embeddings = self.model(next(iter(sentence_features)))["sentence_embedding"]
+        return self.loss_from_embeddings(embeddings, labels)
+
+    def anchor_costs(self, embeddings: Tensor, labels: Tensor) -> list[tuple[Tensor, Tensor] | None]:
+        """Per level: (cost of every anchor, whether it has a positive), before the hierarchy constraint; None
+        where no anchor has a positive. Costs are raw SupCon losses or their excess over log P (``level_costs``)."""
+        z = F.normalize(embeddings, dim=-1)
+        same_text, opposite = _pair_masks(labels)
+        sim = z @ z.T
+        out: list[tuple[Tensor, Tensor] | None] = []
+        for level in range(1, LEVELS + 1):
+            share = label_match(labels, labels, level, ignore_direction=True)
+            positive = label_match(labels, labels, level) & ~same_text
+            count = positive.sum(dim=1)
+            has = count > 0
+            if not bool(has.any()):
+                out.append(None)
+                continue
+            margin = self.direction_margin * (opposite & share).to(sim.dtype)
+            logits = ((sim + margin) / self.temperature).masked_fill(same_text, float("-inf"))
+            log_prob = (logits - torch.logsumexp(logits, dim=1, keepdim=True)).masked_fill(same_text, 0.0)
+            cost = -(log_prob * positive.to(log_prob.dtype)).sum(dim=1) / count.clamp(min=1)
+            if self.level_costs == "excess":
+                cost = cost - torch.log(count.clamp(min=1).to(cost.dtype))
+            out.append((cost, has))
+        return out
+
+    def level_losses(self, embeddings: Tensor, labels: Tensor) -> list[Tensor | None]:
+        """Unconstrained cost per level, averaged over the anchors with positives (None where there are none)."""
+        return [None if c is None else c[0][c[1]].mean() for c in self.anchor_costs(embeddings, labels)]
+
+    def constrained_losses(self, embeddings: Tensor, labels: Tensor) -> list[Tensor | None]:
+        """Cost per level after the hierarchy constraint (per anchor), averaged over the anchors with positives."""
+        out: list[Tensor | None] = []
+        floor = None
+        for costs in self.anchor_costs(embeddings, labels):
+            if costs is None:
+                out.append(None)
+                continue
+            cost, has = costs
+            if self.hierarchy_constraint == "max" and floor is not None:
+                cost = torch.maximum(cost, floor)  # never cheaper than shallower levels (positives are nested)
+            floor = cost
+            out.append(cost[has].mean())
+        return out
+
+    def loss_from_embeddings(self, embeddings: Tensor, labels: Tensor) -> Tensor:
+        total, weight = embeddings.new_zeros(()), 0.0
+        for level, loss in enumerate(self.constrained_losses(embeddings, labels), start=1):
+            if loss is None:
+                continue
+            w = self.level_weight_base ** (1.0 / level)
+            total, weight = total + w * loss, weight + w
+        if weight == 0:  # no positives at all: contribute no gradient rather than a fake number
+            return embeddings.sum() * 0.0
+        return total / weight
+
+    @property
+    def citation(self) -> str:
+        return "VALUEFLOW, arXiv:2602.03160 (HiVES stage 1)"
+
+
+class AnchorAlignmentLoss(nn.Module):
+    """Pull each directed row toward its anchor (stage 2): InfoNCE over the anchors relevant to the batch.
+
+    ``anchors`` maps (label id, direction) to anchor texts, where the label id is the row's ``value`` (per-value
+    anchors) or ``group`` (cross-theory concordance anchors) code, per ``key_field``. An anchor's embedding is the
+    normalised mean of its texts' embeddings, computed with the current model at every step (so gradients flow
+    into the anchors too). Candidates are the anchors of the keys in the batch plus their opposite-direction
+    anchors, so each supporting row also learns to sit away from the opposing anchor of its own value. Rows that are
+    neutral, of unknown direction or without an anchor are left out.
+    """
+
+    def __init__(self, model: nn.Module, anchors: dict[tuple[int, int], list[str]], key_field: str = "value",
+                 temperature: float = 0.07) -> None:
+        super().__init__()
+        if key_field not in ("value", "group"):
+            raise ValueError(f"key_field must be 'value' or 'group', got {key_field!r}")
+        self.model = model
+        self.anchors = {k: list(v) for k, v in anchors.items() if v}
+        self.key_field = key_field
+        self.temperature = temperature
+
+    def forward(self, sentence_features: Iterable[dict[str, Tensor]], labels: Tensor) -> Tensor:
+        embeddings = self.model(next(iter(sentence_features)))["sentence_embedding"]
+        return self.loss_from_embeddings(embeddings, labels)
+
+    def row_keys(self, labels: Tensor) -> list[tuple[int, int] | None]:
+        out = []
+        for key, d in zip(labels[:, L[self.key_field]].tolist(), labels[:, L["direction"]].tolist()):
+            out.append((key, d) if d in (-1, 1) and (key, d) in self.anchors else None)
+        return out
+
+    def encode_anchors(self, keys: list[tuple[int, int]], device: torch.device) -> Tensor:
+        texts = [t for k in keys for t in self.anchors[k]]
+        features = self.model.preprocess(texts)
+        features = {k: v.to(device) if isinstance(v, Tensor) else v for k, v in features.items()}
+        emb = F.normalize(self.model(features)["sentence_embedding"], dim=-1)
+        out, start = [], 0
+        for k in keys:
+            n = len(self.anchors[k])
+            out.append(emb[start : start + n].mean(dim=0))
+            start += n
+        return F.normalize(torch.stack(out), dim=-1)
+
+    def loss_from_embeddings(self, embeddings: Tensor, labels: Tensor) -> Tensor:
+        row_keys = self.row_keys(labels)
+        present = sorted({k for k in row_keys if k is not None})
+        if not present:
+            return embeddings.sum() * 0.0
+        candidates = sorted(set(present) | {(k, -d) for k, d in present if (k, -d) in self.anchors})
+        if len(candidates) < 2:  # one candidate makes the softmax trivially 1
+            return embeddings.sum() * 0.0
+        index = {k: i for i, k in enumerate(candidates)}
+        anchors = self.encode_anchors(candidates, embeddings.device)
+        rows = [i for i, k in enumerate(row_keys) if k is not None]
+        z = F.normalize(embeddings[rows], dim=-1)
+        target = torch.tensor([index[row_keys[i]] for i in rows], device=embeddings.device)
+        return F.cross_entropy(z @ anchors.T / self.temperature, target)
+
+
+class HiVESAlignmentLoss(nn.Module):
+    """Stage 2: L_hier + lambda_ind * L_ind + lambda_theory * L_theory on the same batch.
+
+    Returns the weighted components as a dict; the trainer sums them and logs each one.
+    """
+
+    def __init__(self, model: nn.Module, hierarchical: HierarchicalContrastiveLoss, individual: AnchorAlignmentLoss,
+                 cross_theory: AnchorAlignmentLoss, lambda_individual: float = 0.5, lambda_theory: float = 1.0) -> None:
+        super().__init__()
+        self.model = model
+        self.hierarchical = hierarchical
+        self.individual = individual
+        self.cross_theory = cross_theory
+        self.lambda_individual = lambda_individual
+        self.lambda_theory = lambda_theory
+
+    def forward(self, sentence_features: Iterable[dict[str, Tensor]], labels: Tensor) -> dict[str, Tensor]:
+        embeddings = self.model(next(iter(sentence_features)))["sentence_embedding"]
+        return {
+            "hierarchical": self.hierarchical.loss_from_embeddings(embeddings, labels),
+            "individual": self.lambda_individual * self.individual.loss_from_embeddings(embeddings, labels),
+            "cross_theory": self.lambda_theory * self.cross_theory.loss_from_embeddings(embeddings, labels),
+        }

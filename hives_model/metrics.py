@@ -1,0 +1,224 @@
+"""HiVES metrics, always computed for a model and its base on the same texts.
+
+- **Hierarchical ranking accuracy.** For an anchor text, candidates of its own theory fall in five relatedness
+  bins: 0 same path and direction, 1 same path other direction, 2 same level_1..2 other level_3, 3 same level_1
+  other level_2, 4 other level_1. One candidate is drawn per non-empty bin (``draws`` times per anchor); the score
+  is the fraction of bin pairs (a < b) with cos(anchor, a) > cos(anchor, b), averaged over anchors; ``strict`` is
+  the fraction of draws with every pair right. A candidate whose direction or the anchor's is unknown counts as
+  "direction not contradicted" (bin 0 when the path matches). Two rows of one text are never compared.
+- **Similarity correlation.** Pearson r, over pairs of rows (all pairs, or a seeded sample of ``max_pairs``),
+  between cosine similarity and label similarity = (number of matching path levels, counted from the top within
+  a theory) + 0.5 x [direction compatible].
+- **Orthogonality.** Per theory, each value's centroid is the mean (normalised) embedding of its supporting rows
+  (all its rows when none supports); orthogonality = mean over pairs of distinct values of 1 - |cos(c_a, c_b)|:
+  1 means the value directions are orthogonal, 0 collinear. Reported per theory (values with rows only).
+- **Intensity probe.** A ridge regression from the embedding to the intensity (VIDB intensity, else reference
+  intensity) fitted on the probe-train rows and scored on the evaluation rows by Kendall tau (MTEB's regression
+  shape); with no probe-train rows, 5-fold cross-validated predictions are scored.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from hives_model.data import DIRECTION_UNKNOWN, NO_LABEL, L, LabelSpace, _label_set
+
+BINS = ("same path+direction", "same path, other direction", "same level_2", "same level_1", "other level_1")
+
+
+def encode(model, texts: list[str], batch_size: int = 64) -> np.ndarray:
+    """Normalised embeddings; each distinct text is encoded once (multi-label sources repeat texts)."""
+    unique = list(dict.fromkeys(texts))
+    emb = model.encode(unique, batch_size=batch_size, convert_to_numpy=True, normalize_embeddings=True,
+                       show_progress_bar=len(unique) > 2000)
+    where = {t: i for i, t in enumerate(unique)}
+    return np.asarray(emb, dtype=np.float32)[[where[t] for t in texts]]
+
+
+def _label_grid(li: np.ndarray, lj: np.ndarray) -> tuple[list[np.ndarray], np.ndarray, np.ndarray]:
+    """Row-by-row comparison of every label of text i with every label of text j: (m, S, S) arrays.
+
+    Returns the prefix matches per level, direction compatibility (equal, or either unknown) and slot validity.
+    """
+    matches = []
+    for k in (1, 2, 3):
+        pi, pj = _label_set(li, f"prefix_{k}"), _label_set(lj, f"prefix_{k}")
+        matches.append(pi[:, :, None] == pj[:, None, :])
+    di, dj = _label_set(li, "direction"), _label_set(lj, "direction")
+    compatible = (di[:, :, None] == dj[:, None, :]) | (di[:, :, None] == DIRECTION_UNKNOWN) | (dj[:, None, :] == DIRECTION_UNKNOWN)
+    pi, pj = _label_set(li, "prefix_1"), _label_set(lj, "prefix_1")
+    valid = (pi[:, :, None] != NO_LABEL) & (pj[:, None, :] != NO_LABEL)
+    return matches, compatible, valid
+
+
+def _bins(labels: np.ndarray, anchor: int) -> np.ndarray:
+    """Bin (0..4) of every row relative to ``anchor``; -1 for other theories and for the anchor's own text.
+
+    Multi-label texts are placed by their closest pair of labels: a text that shares the anchor's value through
+    another of its labels is not counted as unrelated.
+    """
+    li = np.broadcast_to(labels[anchor], labels.shape)
+    (m1, m2, m3), compatible, valid = _label_grid(li, labels)
+    grid = np.where(m3 & compatible, 0, np.where(m3, 1, np.where(m2, 2, np.where(m1, 3, 4))))
+    out = np.where(valid, grid, 4).min(axis=(1, 2))
+    out[labels[:, L["theory"]] != labels[anchor, L["theory"]]] = -1
+    out[labels[:, L["text_key"]] == labels[anchor, L["text_key"]]] = -1
+    return out
+
+
+def hierarchical_ranking_accuracy(emb: np.ndarray, labels: np.ndarray, *, max_anchors: int = 1000, draws: int = 5,
+                                  seed: int = 42) -> dict:
+    rng = np.random.default_rng(seed)
+    anchors = rng.permutation(len(labels))[:max_anchors]
+    scores, strict, pair_counts = [], [], np.zeros((5, 5))
+    correct_counts = np.zeros((5, 5))
+    for i in anchors:
+        bins = _bins(labels, i)
+        members = [np.flatnonzero(bins == b) for b in range(5)]
+        available = [b for b in range(5) if len(members[b])]
+        if len(available) < 2:
+            continue
+        for _ in range(draws):
+            picks = {b: rng.choice(members[b]) for b in available}
+            sims = {b: float(emb[i] @ emb[picks[b]]) for b in available}
+            pairs = [(a, b) for ai, a in enumerate(available) for b in available[ai + 1:]]
+            right = [sims[a] > sims[b] for a, b in pairs]
+            for (a, b), r in zip(pairs, right):
+                pair_counts[a, b] += 1
+                correct_counts[a, b] += r
+            scores.append(np.mean(right))
+            strict.append(all(right))
+    if not scores:
+        return {"accuracy": None, "strict": None, "anchors": 0}
+    per_pair = {f"{a}<{b}": round(float(correct_counts[a, b] / pair_counts[a, b]), 4)
+                for a in range(5) for b in range(a + 1, 5) if pair_counts[a, b]}
+    return {"accuracy": float(np.mean(scores)), "strict": float(np.mean(strict)), "anchors": len(scores) // draws,
+            "per_bin_pair": per_pair}
+
+
+def label_similarity(labels: np.ndarray, i: np.ndarray, j: np.ndarray) -> np.ndarray:
+    """Matching path levels (counted from the top) + 0.5 x [direction compatible], best over the texts' labels."""
+    (m1, m2, m3), compatible, valid = _label_grid(labels[i], labels[j])
+    levels = m1.astype(float) + (m1 & m2) + (m1 & m2 & m3)
+    score = np.where(valid, levels + 0.5 * compatible, -np.inf)
+    return score.max(axis=(1, 2))
+
+
+def similarity_correlation(emb: np.ndarray, labels: np.ndarray, *, max_pairs: int = 200_000, seed: int = 42) -> float | None:
+    n = len(labels)
+    if n < 3:
+        return None
+    total = n * (n - 1) // 2
+    if total <= max_pairs:
+        i, j = np.triu_indices(n, k=1)
+    else:
+        rng = np.random.default_rng(seed)
+        i, j = rng.integers(0, n, max_pairs), rng.integers(0, n, max_pairs)
+        keep = i != j
+        i, j = i[keep], j[keep]
+    keep = labels[i, L["text_key"]] != labels[j, L["text_key"]]
+    i, j = i[keep], j[keep]
+    cos = np.einsum("nd,nd->n", emb[i], emb[j])
+    sim = label_similarity(labels, i, j)
+    if np.std(sim) == 0 or np.std(cos) == 0:
+        return None
+    return float(np.corrcoef(cos, sim)[0, 1])
+
+
+def orthogonality(emb: np.ndarray, rows: pd.DataFrame) -> dict[str, float]:
+    out = {}
+    for theory, sub in rows.groupby("theory", sort=True):
+        centroids = []
+        for _, vrows in sub.groupby("value", sort=True):
+            idx = vrows.index[vrows["direction"] == 1]
+            idx = idx if len(idx) else vrows.index
+            c = emb[idx].mean(axis=0)
+            centroids.append(c / (np.linalg.norm(c) + 1e-12))
+        if len(centroids) < 2:
+            continue
+        c = np.stack(centroids)
+        cos = c @ c.T
+        iu = np.triu_indices(len(c), k=1)
+        out[str(theory)] = float(np.mean(1 - np.abs(cos[iu])))
+    return out
+
+
+def intensity_probe(emb: np.ndarray, rows: pd.DataFrame, train_emb: np.ndarray | None = None,
+                    train_rows: pd.DataFrame | None = None, *, seed: int = 42) -> dict:
+    from scipy.stats import kendalltau
+    from sklearn.linear_model import Ridge
+    from sklearn.model_selection import KFold, cross_val_predict
+
+    y = rows["intensity"].to_numpy(dtype=float)
+    has = ~np.isnan(y)
+    if has.sum() < 10:
+        return {"kendall_tau": None, "n": int(has.sum()), "protocol": "too few rows with an intensity"}
+    if train_rows is not None and train_emb is not None:
+        ty = train_rows["intensity"].to_numpy(dtype=float)
+        thas = ~np.isnan(ty)
+        if thas.sum() >= 10:
+            pred = Ridge(alpha=1.0).fit(train_emb[thas], ty[thas]).predict(emb[has])
+            tau = kendalltau(pred, y[has]).statistic
+            return {"kendall_tau": float(tau), "n": int(has.sum()), "protocol": "fit on probe-train rows"}
+    pred = cross_val_predict(Ridge(alpha=1.0), emb[has], y[has], cv=KFold(5, shuffle=True, random_state=seed))
+    return {"kendall_tau": float(kendalltau(pred, y[has]).statistic), "n": int(has.sum()), "protocol": "5-fold CV"}
+
+
+def evaluate_embeddings(emb: np.ndarray, rows: pd.DataFrame, *, train_emb: np.ndarray | None = None,
+                        train_rows: pd.DataFrame | None = None, seed: int = 42, max_anchors: int = 1000) -> dict:
+    rows = rows.reset_index(drop=True)
+    labels = LabelSpace.from_taxonomy().encode(rows)
+    rank = hierarchical_ranking_accuracy(emb, labels, seed=seed, max_anchors=max_anchors)
+    orth = orthogonality(emb, rows)
+    return {
+        "ranking_accuracy": rank["accuracy"],
+        "ranking_accuracy_strict": rank["strict"],
+        "ranking_anchors": rank["anchors"],
+        "ranking_per_bin_pair": rank.get("per_bin_pair", {}),
+        "similarity_correlation": similarity_correlation(emb, labels, seed=seed),
+        "orthogonality": orth,
+        "orthogonality_mean": float(np.mean(list(orth.values()))) if orth else None,
+        "intensity_probe": intensity_probe(emb, rows, train_emb, train_rows, seed=seed),
+    }
+
+
+def compare_models(models: dict[str, object], rows: pd.DataFrame, train_rows: pd.DataFrame | None = None,
+                   seed: int = 42, max_anchors: int = 1000) -> dict:
+    """The metrics of every model on the same rows (and the same probe-train rows)."""
+    rows = rows.reset_index(drop=True)
+    out = {}
+    for name, model in models.items():
+        emb = encode(model, rows["text"].tolist())
+        train_emb = encode(model, train_rows["text"].tolist()) if train_rows is not None and len(train_rows) else None
+        out[name] = evaluate_embeddings(emb, rows, train_emb=train_emb,
+                                        train_rows=train_rows.reset_index(drop=True) if train_emb is not None else None,
+                                        seed=seed, max_anchors=max_anchors)
+    return out
+
+
+HEADLINE = (("ranking_accuracy", "Hier. ranking accuracy"), ("ranking_accuracy_strict", "  strict (all pairs)"),
+            ("similarity_correlation", "Similarity correlation"), ("orthogonality_mean", "Orthogonality (mean)"))
+
+
+def headline_rows(result: dict, first: str = "hives", second: str = "base") -> list[tuple[str, float | None, float | None]]:
+    rows = [(label, result[first].get(key), result[second].get(key)) for key, label in HEADLINE]
+    for theory in sorted(set(result[first]["orthogonality"]) | set(result[second]["orthogonality"])):
+        rows.append((f"  orthogonality {theory}", result[first]["orthogonality"].get(theory),
+                     result[second]["orthogonality"].get(theory)))
+    rows.append(("Intensity probe (Kendall tau)", result[first]["intensity_probe"]["kendall_tau"],
+                 result[second]["intensity_probe"]["kendall_tau"]))
+    return rows
+
+
+def format_table(result: dict, first: str = "hives", second: str = "base", title: str = "") -> str:
+    """A side-by-side text table with the ratio and the difference."""
+    lines = [title] if title else []
+    lines.append(f"{'metric':<32}{first:>10}{second:>10}{'ratio':>8}{'diff':>8}")
+    for label, a, b in headline_rows(result, first, second):
+        fa = f"{a:.3f}" if a is not None else "-"
+        fb = f"{b:.3f}" if b is not None else "-"
+        ratio = f"{a / b:.2f}" if a is not None and b not in (None, 0) else "-"
+        diff = f"{a - b:+.3f}" if a is not None and b is not None else "-"
+        lines.append(f"{label:<32}{fa:>10}{fb:>10}{ratio:>8}{diff:>8}")
+    return "\n".join(lines)

