@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import json
 import shutil
-import tempfile
 from pathlib import Path
 
-from valueflow.io import write_json
+from valueflow.io import atomic_dir, write_json
 from valueflow.taxonomy import get_taxonomy
 
 TAXONOMY_FILE = "taxonomy.json"
@@ -33,9 +32,7 @@ def export_release(model_dir: str | Path, release_dir: str | Path, *, onnx: bool
     """Build the release folder beside its target and swap it in (atomic at the folder level)."""
     model_dir, release_dir = Path(model_dir), Path(release_dir)
     check_builtin_modules(model_dir)
-    release_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{release_dir.name}.", dir=release_dir.parent))
-    try:
+    with atomic_dir(release_dir) as tmp:
         shutil.copytree(model_dir, tmp, dirs_exist_ok=True)
         write_json(get_taxonomy().to_json(), tmp / TAXONOMY_FILE)
         if onnx:
@@ -44,15 +41,4 @@ def export_release(model_dir: str | Path, release_dir: str | Path, *, onnx: bool
             export_onnx_int8(tmp)
         if readme is not None:
             (tmp / "README.md").write_text(readme, encoding="utf-8")
-        old = release_dir.with_name(f".{release_dir.name}.old")
-        if old.exists():
-            shutil.rmtree(old)
-        if release_dir.exists():
-            release_dir.rename(old)
-        tmp.rename(release_dir)
-        if old.exists():
-            shutil.rmtree(old)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
     return release_dir

@@ -37,9 +37,12 @@ class HierarchicalContrastiveLoss(nn.Module):
     For each level l = 1..3, the positives of an anchor are the rows sharing the level-l path prefix (within its
     theory) and a compatible direction (equal, or either unknown); for multi-label texts any label of either text
     may match (``hives_model.data.label_match``); the loss is SupCon over the batch (normalised embeddings,
-    ``temperature``). A margin pushes opposite directions apart: at level l, a pair that shares the level-l prefix
-    but has opposite directions (one supports, the other opposes) gets ``direction_margin`` (cosine units) added
-    to its logit, so it must sit that much further apart than an ordinary negative.
+    ``temperature``). A margin pushes opposite directions apart: a pair with opposite directions (one supports, the
+    other opposes) gets ``direction_margin`` (cosine units) added to its logit, so it must sit that much further
+    apart than an ordinary negative. ``margin_scope="path"`` (default) applies it to pairs on the same full path
+    (one value, opposite directions) at every level; ``"level"`` to pairs sharing the level-l prefix at level l.
+    A wide scope pushes a value's opposing texts further away than other values' texts, against the hierarchy
+    (measured on ValueNet: same-path-other-direction fell below same-level_1 candidates).
 
     Level costs (``level_costs``). An anchor's SupCon loss at a level with P positives can never go below log P
     (the loss is -1/P sum log p over a softmax), so a coarse level, with many positives, always has the larger raw
@@ -55,7 +58,8 @@ class HierarchicalContrastiveLoss(nn.Module):
     """
 
     def __init__(self, model: nn.Module, temperature: float = 0.1, direction_margin: float = 0.2,
-                 level_weight_base: float = 2.0, hierarchy_constraint: str = "max", level_costs: str = "excess") -> None:
+                 level_weight_base: float = 2.0, hierarchy_constraint: str = "max", level_costs: str = "excess",
+                 margin_scope: str = "path") -> None:
         super().__init__()
         if temperature <= 0:
             raise ValueError(f"temperature must be > 0, got {temperature}")
@@ -63,6 +67,9 @@ class HierarchicalContrastiveLoss(nn.Module):
             raise ValueError(f"hierarchy_constraint must be 'max' or 'none', got {hierarchy_constraint!r}")
         if level_costs not in ("excess", "raw"):
             raise ValueError(f"level_costs must be 'excess' or 'raw', got {level_costs!r}")
+        if margin_scope not in ("path", "level"):
+            raise ValueError(f"margin_scope must be 'path' or 'level', got {margin_scope!r}")
+        self.margin_scope = margin_scope
         self.hierarchy_constraint = hierarchy_constraint
         self.level_costs = level_costs
         self.model = model
@@ -82,7 +89,7 @@ class HierarchicalContrastiveLoss(nn.Module):
         sim = z @ z.T
         out: list[tuple[Tensor, Tensor] | None] = []
         for level in range(1, LEVELS + 1):
-            share = label_match(labels, labels, level, ignore_direction=True)
+            share = label_match(labels, labels, LEVELS if self.margin_scope == "path" else level, ignore_direction=True)
             positive = label_match(labels, labels, level) & ~same_text
             count = positive.sum(dim=1)
             has = count > 0

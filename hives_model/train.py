@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import tempfile
 import time
 from dataclasses import asdict, dataclass, field
@@ -17,7 +16,7 @@ from hives_model.anchors import build_anchors
 from hives_model.data import LabelSpace, TrainingDataError, load_texts, to_dataset, training_rows
 from hives_model.sampler import HierarchicalBatchSampler
 from validation.rejects import RejectSink
-from valueflow.io import write_json
+from valueflow.io import atomic_dir, write_json
 from valueflow.models import resolve_model_path
 
 
@@ -44,6 +43,7 @@ class HivesTrainConfig:
     temperature: float = 0.1
     anchor_temperature: float = 0.07
     direction_margin: float = 0.2
+    margin_scope: str = "path"  # path: the margin acts on opposite directions of one value; level: of a level-l prefix
     level_weight_base: float = 2.0
     hierarchy_constraint: str = "max"  # max: deeper levels never cost less than shallower ones; none: plain sum
     level_costs: str = "excess"  # excess: levels compared by SupCon loss above its log(#positives) floor; raw: plain
@@ -133,13 +133,13 @@ def train_hives(cfg: HivesTrainConfig):
     history: dict[str, list[dict]] = {}
     with tempfile.TemporaryDirectory(prefix="hives-trainer-") as scratch:
         hier = HierarchicalContrastiveLoss(model, cfg.temperature, cfg.direction_margin, cfg.level_weight_base,
-                                    cfg.hierarchy_constraint, cfg.level_costs)
+                                    cfg.hierarchy_constraint, cfg.level_costs, cfg.margin_scope)
         stages = [("stage1", cfg.stage1, hier)]
         if cfg.stage2.steps > 0:
             stage2_loss = HiVESAlignmentLoss(
                 model,
                 HierarchicalContrastiveLoss(model, cfg.temperature, cfg.direction_margin, cfg.level_weight_base,
-                                    cfg.hierarchy_constraint, cfg.level_costs),
+                                    cfg.hierarchy_constraint, cfg.level_costs, cfg.margin_scope),
                 AnchorAlignmentLoss(model, value_anchors, "value", cfg.anchor_temperature),
                 AnchorAlignmentLoss(model, group_anchors, "group", cfg.anchor_temperature),
                 cfg.lambda_individual,
@@ -192,21 +192,8 @@ def _plain_config(cfg: HivesTrainConfig) -> dict:
 
 def _save_atomically(model, out: Path) -> None:
     """Save into a sibling temp folder and swap it in, so a killed run never leaves a half-written model."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
+    with atomic_dir(out) as tmp:
         model.save(str(tmp), create_model_card=False)
-        old = out.with_name(f".{out.name}.old")
-        if old.exists():
-            shutil.rmtree(old)
-        if out.exists():
-            out.rename(old)
-        tmp.rename(out)
-        if old.exists():
-            shutil.rmtree(old)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
 
 
 def read_training_metrics(model_dir: Path) -> dict:

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import os
 from functools import lru_cache
+from collections.abc import Sequence
 from pathlib import Path
+
+import numpy as np
 
 DEFAULT_BASE_MODEL = "all-MiniLM-L6-v2"
 _DEFAULT_ALIASES = {"all-minilm-l6-v2", "sentence-transformers/all-minilm-l6-v2"}
@@ -32,3 +35,29 @@ def load_sentence_model(name_or_path: str = DEFAULT_BASE_MODEL, device: str | No
     from sentence_transformers import SentenceTransformer
 
     return SentenceTransformer(resolve_model_path(name_or_path), device=device, revision=revision)
+
+
+class CachedEncoder:
+    """Normalised sentence embeddings with the model loaded on first use and each distinct text encoded once.
+
+    Judges see the same anchor texts in window after window; caching them makes a judge's cost grow with the
+    number of distinct texts, not of windows.
+    """
+
+    def __init__(self, model: str = DEFAULT_BASE_MODEL, batch_size: int = 64, device: str | None = None) -> None:
+        self.model_name, self.batch_size, self.device = model, int(batch_size), device
+        self._cache: dict[str, object] = {}
+
+    @property
+    def model(self):
+        return load_sentence_model(self.model_name, self.device)
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        texts = list(texts)
+        todo = list(dict.fromkeys(t for t in texts if t not in self._cache))
+        if todo:
+            emb = self.model.encode(todo, batch_size=self.batch_size, normalize_embeddings=True, convert_to_numpy=True)
+            self._cache.update(zip(todo, emb))
+        if not texts:
+            return np.zeros((0, self.model.get_sentence_embedding_dimension()), dtype=np.float32)
+        return np.stack([self._cache[t] for t in texts])

@@ -16,7 +16,18 @@ pytestmark = pytest.mark.slow
 
 # Smaller than the defaults so the whole pipeline runs in a few minutes on two cores; keys not named keep
 # their params.yaml value, so the test follows the real pipeline.
-TINY = {}
+TINY = {
+    "train_hives": {"stage1": {"steps": 12}, "stage2": {"steps": 4}},
+    "eval_hives": {"check_texts": 40},
+    "steer": {"max_queries": 3},
+    "eval_evaluator": {"judges": ["embedding"], "sampling": ["bucket", "adaptive"], "repeats": 2},
+}
+
+
+def _merge(base: dict, overrides: dict) -> dict:
+    for key, value in overrides.items():
+        base[key] = _merge(base.get(key) or {}, value) if isinstance(value, dict) else value
+    return base
 
 
 def _git(*args: str, cwd: Path) -> None:
@@ -35,8 +46,7 @@ def clone(project_root: Path, tmp_path_factory) -> Path:
             (dest / rel).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(src, dest / rel)
     params = yaml.safe_load((dest / "params.yaml").read_text())
-    for section, overrides in TINY.items():
-        params[section].update(overrides)
+    _merge(params, TINY)
     (dest / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     _git("init", "-q", cwd=dest)
     _git("add", "-A", cwd=dest)
@@ -61,6 +71,44 @@ def test_repro_ingests_the_seed_corpus(clone, repro):
     assert len(texts) >= 384 and texts["value"].nunique() == 32
     metrics = json.loads((clone / "metrics" / "ingest.json").read_text())
     assert metrics["texts"] == len(texts) and metrics["rejected"] == 0
+
+
+def test_repro_builds_a_loadable_vidb_release(clone, repro):
+    from datasets import load_dataset
+
+    texts = pd.read_parquet(clone / "data" / "texts.parquet")
+    full = load_dataset(str(clone / "release" / "vidb"), "full")
+    assert sum(full.num_rows.values()) == len(texts)
+    assert set(full) == {"train", "validation", "test"}
+    assert full["train"].features["intensity"].dtype in ("float32", "float64")
+    card = (clone / "release" / "vidb" / "README.md").read_text()
+    assert "configs:" in card and "care-harm" in card
+
+
+def test_repro_trains_and_exports_hives(clone, repro):
+    from sentence_transformers import SentenceTransformer
+
+    model = SentenceTransformer(str(clone / "release" / "hives"), device="cpu")
+    assert model.encode(["I kept my promise to my sister."]).shape == (1, 384)
+    assert (clone / "release" / "hives" / "taxonomy.json").exists()
+    metrics = json.loads((clone / "metrics" / "hives.json").read_text())
+    assert {"hives", "base"} <= set(metrics)
+
+
+def test_repro_measures_the_evaluator_and_the_steering_controls(clone, repro):
+    evaluator = json.loads((clone / "metrics" / "evaluator.json").read_text())
+    assert evaluator["judges"]
+    steering = json.loads((clone / "metrics" / "steering.json").read_text())
+    assert steering["models"]["oracle"]["median_monotonicity"] >= 0.8
+    assert abs(steering["models"]["null"]["median_slope"]) < 0.5
+    for figure in ("dose_response.png", "composition_arrows.png", "composition_heatmap.png"):
+        assert (clone / "plots" / "steering" / figure).stat().st_size > 10_000
+
+
+def test_repro_publishes_a_dry_run_receipt(clone, repro):
+    receipt = json.loads((clone / "release" / "receipt.json").read_text())
+    assert receipt["mode"] == "dry-run" and receipt["tag"].startswith("v")
+    assert {"vidb", "hives"} <= set(receipt["artifacts"])
 
 
 def test_second_repro_does_nothing(clone, repro):

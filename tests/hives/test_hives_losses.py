@@ -51,10 +51,11 @@ def test_deeper_level_never_cheaper_and_margin_separates_directions():
     labels = labels_for(ROWS)
     emb = torch.randn(len(ROWS), 16, generator=torch.Generator().manual_seed(4))
     loss = HierarchicalContrastiveLoss(nn.Identity(), level_weight_base=2.0)
-    levels = loss.level_losses(emb, labels)
-    constrained = [levels[0], torch.maximum(levels[1], levels[0]), torch.maximum(levels[2], torch.maximum(levels[1], levels[0]))]
+    (c1, h1), (c2, h2), (c3, h3) = loss.anchor_costs(emb, labels)
+    constrained = [c1, torch.maximum(c2, c1), torch.maximum(c3, torch.maximum(c2, c1))]  # per anchor
+    assert torch.all(constrained[2] >= constrained[1]) and torch.all(constrained[1] >= constrained[0])
     weights = [2 ** (1 / k) for k in (1, 2, 3)]
-    expected = sum(w * c for w, c in zip(weights, constrained)) / sum(weights)
+    expected = sum(w * c[h].mean() for w, c, h in zip(weights, constrained, (h1, h2, h3))) / sum(weights)
     assert torch.allclose(loss.loss_from_embeddings(emb, labels), expected)
     # with the opposite-direction margin, support and oppose rows that sit together cost more
     collapsed = hierarchical_embeddings(labels)
@@ -62,6 +63,19 @@ def test_deeper_level_never_cheaper_and_margin_separates_directions():
     no_margin = HierarchicalContrastiveLoss(nn.Identity(), direction_margin=0.0).loss_from_embeddings(collapsed, labels)
     margin = HierarchicalContrastiveLoss(nn.Identity(), direction_margin=0.3).loss_from_embeddings(collapsed, labels)
     assert margin > no_margin
+
+
+def test_finer_levels_are_not_starved_by_the_coarse_level():
+    # one level-1 branch, four leaves of three texts: level 1 has 11 positives per anchor, level 3 only 2
+    labels = labels_for([(0, v // 2, v, 1, v) for v in range(4) for _ in range(3)])
+    leaves_apart = (torch.eye(8)[labels[:, L["prefix_3"]]] + 0.5 * torch.eye(8)[4 + labels[:, L["prefix_2"]]] + 1.0)
+    collapsed = torch.ones(len(labels), 8)
+    excess = HierarchicalContrastiveLoss(nn.Identity())  # default: levels compared above their log(#positives) floor
+    assert excess.loss_from_embeddings(leaves_apart, labels) < excess.loss_from_embeddings(collapsed, labels)
+    assert all(c[0][c[1]].min() >= -1e-5 for c in excess.anchor_costs(torch.randn(12, 8), labels))
+    # raw SupCon losses under the max: level 1 (floor log 11) always wins, so collapsing everything is cheaper
+    raw = HierarchicalContrastiveLoss(nn.Identity(), level_costs="raw")
+    assert raw.loss_from_embeddings(collapsed, labels) < raw.loss_from_embeddings(leaves_apart, labels)
 
 
 def test_same_text_rows_are_neither_positive_nor_negative():
@@ -81,11 +95,16 @@ def test_unknown_direction_is_compatible_and_gets_no_margin():
     unknown = known.clone()
     unknown[1, L["direction"]] = DIRECTION_UNKNOWN
     loss = HierarchicalContrastiveLoss(nn.Identity())
-    levels_known = loss.level_losses(torch.eye(4), known)
-    levels_unknown = loss.level_losses(torch.eye(4), unknown)
-    assert levels_unknown[2] is not None and levels_known[2] is not None
+    with_positive_known = loss.anchor_costs(torch.eye(4), known)[2][1]
+    with_positive_unknown = loss.anchor_costs(torch.eye(4), unknown)[2][1]
     # with an unknown direction, rows 0 and 1 become positives of each other: more anchors with positives
-    assert not torch.allclose(levels_known[2], levels_unknown[2])
+    assert with_positive_known.tolist() == [False, False, True, True]
+    assert with_positive_unknown.tolist() == [True, True, True, True]
+    # and the pair gets no opposite-direction margin: its cost does not depend on the margin
+    emb = torch.randn(4, 4, generator=torch.Generator().manual_seed(8))
+    costs = [HierarchicalContrastiveLoss(nn.Identity(), direction_margin=m).loss_from_embeddings(emb, unknown)
+             for m in (0.0, 0.5)]
+    assert torch.allclose(costs[0], costs[1])
 
 
 class TableModel(nn.Module):
@@ -144,3 +163,18 @@ def test_multi_label_texts_are_related_through_any_of_their_labels():
         multi[0, OTHER[field][0]] = value
     plain, with_other = loss.level_losses(emb, labels), loss.level_losses(emb, multi)
     assert not torch.allclose(plain[0], with_other[0])
+
+
+def test_path_scoped_margin_acts_only_on_opposite_directions_of_one_value():
+    emb = torch.randn(len(ROWS), 16, generator=torch.Generator().manual_seed(9))
+    labels = labels_for(ROWS)
+
+    def cost(margin: float, scope: str, lab: torch.Tensor) -> torch.Tensor:
+        return HierarchicalContrastiveLoss(nn.Identity(), direction_margin=margin, margin_scope=scope).loss_from_embeddings(emb, lab)
+
+    assert cost(0.3, "path", labels) > cost(0.0, "path", labels)  # support/oppose pairs of one value get the margin
+    # every value with one direction only: opposite pairs now only span different values
+    one_direction = labels.clone()
+    one_direction[:, L["direction"]] = torch.where(one_direction[:, L["prefix_3"]] % 2 == 0, 1, -1)
+    assert torch.allclose(cost(0.3, "path", one_direction), cost(0.0, "path", one_direction))
+    assert cost(0.3, "level", one_direction) > cost(0.0, "level", one_direction)  # level scope: same level_1 pairs too

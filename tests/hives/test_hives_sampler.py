@@ -42,3 +42,21 @@ def test_refuses_batches_that_cannot_hold_positives(seed_texts):
     one_per_label = rows.drop_duplicates(["theory", "level_1", "level_2", "level_3", "direction"])
     with pytest.raises(TrainingDataError, match="no batch can hold positives"):
         HierarchicalBatchSampler(to_dataset(one_per_label), batch_size=8)
+
+
+def test_support_and_oppose_blocks_of_one_path_share_batches(seed_texts):
+    # the direction margin only acts on a support/oppose pair of one path that sits in the same batch
+    dataset = to_dataset(training_rows(seed_texts))
+    labels = np.asarray(dataset["label"])
+
+    def share_with_opposite_pair(pair: bool) -> float:
+        got, _ = batches(dataset, seed=3, pair_opposite_blocks=pair)
+        hits = 0
+        for batch in got:
+            lab = labels[batch]
+            signed = {(p, d) for p, d in lab[:, [L["prefix_3"], L["direction"]]].tolist() if d in (-1, 1)}
+            hits += any((p, -d) in signed for p, d in signed)
+        return hits / len(got)
+
+    assert share_with_opposite_pair(True) > share_with_opposite_pair(False)
+    assert share_with_opposite_pair(True) >= 0.9

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from valueflow.judges.base import Judge, JudgeAnswer, register_judge
-from valueflow.models import DEFAULT_BASE_MODEL
+from valueflow.models import DEFAULT_BASE_MODEL, CachedEncoder
 from valueflow.taxonomy import get_taxonomy
 
 SUPPORT_TEMPLATES = (
@@ -43,24 +43,15 @@ class EmbeddingJudge(Judge):
         self.batch_size = int(batch_size)
         self.device = device
         self.name = f"embedding:{model}@1"
-        self._model = None
-        self._text_cache: dict[str, np.ndarray] = {}
+        self._encoder = CachedEncoder(self.model_name, self.batch_size, self.device)
         self._proto_cache: dict[str, np.ndarray] = {}
 
     @property
     def model(self):
-        if self._model is None:
-            from valueflow.models import load_sentence_model
-
-            self._model = load_sentence_model(self.model_name, self.device)
-        return self._model
+        return self._encoder.model
 
     def _encode(self, texts: Sequence[str]) -> np.ndarray:
-        todo = list(dict.fromkeys(t for t in texts if t not in self._text_cache))
-        if todo:
-            emb = self.model.encode(todo, batch_size=self.batch_size, normalize_embeddings=True, convert_to_numpy=True)
-            self._text_cache.update(zip(todo, emb))
-        return np.stack([self._text_cache[t] for t in texts])
+        return self._encoder.encode(texts)
 
     def _prototype(self, value: str) -> np.ndarray:
         """(2, dim): the unit support and oppose prototypes of a value."""

@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from valueflow.judges.base import Judge, JudgeAnswer, register_judge
-from valueflow.models import DEFAULT_BASE_MODEL
+from valueflow.models import DEFAULT_BASE_MODEL, CachedEncoder
 from valueflow.taxonomy import get_taxonomy
 
 DEFAULT_HIVES = Path("release/hives")
@@ -86,26 +86,17 @@ class ProbeJudge(Judge):
         self.alpha, self.value_alpha = float(alpha), float(value_alpha)
         self.batch_size, self.device = int(batch_size), device
         self.name = f"probe:{Path(self.model_name).name}@alpha={self.alpha:g},{self.value_alpha:g}"
-        self._model = None
         self._train: pd.DataFrame | None = None
         self._probes: dict[str, tuple[np.ndarray, float] | str] = {}
         self._pooled: tuple[np.ndarray, float] | None = None
-        self._cache: dict[str, np.ndarray] = {}
+        self._encoder = CachedEncoder(self.model_name, self.batch_size, self.device)
 
     @property
     def model(self):
-        if self._model is None:
-            from valueflow.models import load_sentence_model
-
-            self._model = load_sentence_model(self.model_name, self.device)
-        return self._model
+        return self._encoder.model
 
     def _encode(self, texts: Sequence[str]) -> np.ndarray:
-        todo = list(dict.fromkeys(t for t in texts if t not in self._cache))
-        if todo:
-            emb = self.model.encode(todo, batch_size=self.batch_size, normalize_embeddings=True, convert_to_numpy=True)
-            self._cache.update(zip(todo, emb))
-        return np.stack([self._cache[t] for t in texts]) if len(texts) else np.zeros((0, 1))
+        return self._encoder.encode(texts)
 
     def probe(self, value: str) -> tuple[np.ndarray, float] | str:
         """(weights, bias) of the value's ridge probe, or the reason there is none (too few train texts)."""
