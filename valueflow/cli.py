@@ -10,7 +10,7 @@ import importlib
 
 import typer
 
-from valueflow.taxonomy import THEORIES, get_taxonomy
+from valueflow.taxonomy import THEORIES, UnknownValueError, get_taxonomy
 
 app = typer.Typer(
     help="valueflow: build VIDB, train HiVES, score value intensities, study steering, publish releases.",
@@ -59,7 +59,14 @@ _register_stage_commands()
 
 
 def main() -> None:
-    app()
+    """Console entry point: a user's mistake (unknown value, unusable file) is one clear line, not a traceback."""
+    from valueflow.io import InputError
+
+    try:
+        app()
+    except (UnknownValueError, InputError, FileNotFoundError) as err:
+        typer.echo(f"error: {err}", err=True)
+        raise SystemExit(2) from None
 
 
 if __name__ == "__main__":
