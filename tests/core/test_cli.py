@@ -38,3 +38,16 @@ def test_values_rejects_an_unknown_theory():
     result = CliRunner().invoke(app, ["values", "--theory", "kant"])
     assert result.exit_code != 0
     assert "unknown theory 'kant'" in result.output
+
+
+def test_a_user_mistake_is_one_error_line_not_a_traceback(tmp_path):
+    table = tmp_path / "answers.csv"
+    table.write_text("text\nI kept my promise.\n", encoding="utf-8")
+    done = subprocess.run(
+        [sys.executable, "-c", "from valueflow.cli import main; main()", "evaluate", str(table), "--value", "benevolance",
+         "--judge", "embedding", "--out", str(tmp_path / "s.parquet")],
+        capture_output=True, text=True,
+    )
+    assert done.returncode == 2
+    assert "error: unknown value 'benevolance'; valid values:" in done.stderr
+    assert "Traceback" not in done.stderr
