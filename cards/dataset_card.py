@@ -116,7 +116,10 @@ def render_dataset_card(release_dir: str | Path, stats: dict | None = None, repo
         paper_bibtex=PAPER_BIBTEX,
         paper_reference=PAPER_REFERENCE,
     )
-    return f"---\n{header}---\n\n{body}"
+    from cards.release import card_release_section  # version, pinned load, changelog, release BibTeX
+
+    release = card_release_section("dataset", repo_id, stats)
+    return f"---\n{header}---\n\n{body}" + (f"\n{release}" if release else "")
 
 
 def write_dataset_card(release_dir: str | Path, stats: dict | None = None, repo_id: str = "valueflow/vidb") -> Path:

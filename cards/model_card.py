@@ -90,4 +90,7 @@ def render_model_card(training: dict, evaluation: dict, *, repo_id: str = DEFAUL
         citation=PAPER_BIBTEX,
         reference=PAPER_REFERENCE,
     )
-    return f"---\n{_metadata_yaml(data)}\n---\n\n{body}"
+    from cards.release import card_release_section, model_changelog_stats  # version, pinned load, changelog
+
+    release = card_release_section("model", repo_id, model_changelog_stats(evaluation))
+    return f"---\n{_metadata_yaml(data)}\n---\n\n{body}" + (f"\n{release}" if release else "")

@@ -18,20 +18,20 @@ def vidb_stats(folder) -> dict:
     full = pd.concat([pd.read_parquet(folder / f"data/full/{s}.parquet") for s in ("train", "validation", "test")])
     tax = get_taxonomy()
     per_value = {
-        value: {"theory": tax.value(value).theory, "texts": int(len(g)), "filtered": int(g["in_filtered"].sum()),
+        value: {"theory": tax.value(value).theory, "texts": len(g), "filtered": int(g["in_filtered"].sum()),
                 "supports": int((g["direction"] == 1).sum()), "opposes": int((g["direction"] == -1).sum()),
                 "neutral": int((g["direction"] == 0).sum()), "rankings": 1, "mean_intensity": 0.0,
                 "calibration": "isotonic", "spearman_vs_reference": None, "flags": {"low_agreement": 1}}
         for value, g in full.groupby("value")
     }
-    splits = {c: {s: int(len(pd.read_parquet(p))) for s in ("train", "validation", "test")
+    splits = {c: {s: len(pd.read_parquet(p)) for s in ("train", "validation", "test")
                   if (p := folder / f"data/{c}/{s}.parquet").exists()} for c in ("full", "filtered", "rankings")}
     return {
-        "texts": int(len(full)), "filtered": int(full["in_filtered"].sum()), "flagged": int((full["flag"] != "").sum()),
+        "texts": len(full), "filtered": int(full["in_filtered"].sum()), "flagged": int((full["flag"] != "").sum()),
         "flags": {"low_agreement": 3}, "rankings": 2, "judges": ["reference:v1"], "values": len(per_value),
         "theories": sorted(full["theory"].unique()), "splits": splits, "calibration_methods": {"isotonic": 3},
         "spearman_vs_reference": 0.81, "pairwise_accuracy_vs_direction": 0.9,
-        "sources": [{"source": "seed", "license": "CC BY 4.0", "texts": int(len(full))},
+        "sources": [{"source": "seed", "license": "CC BY 4.0", "texts": len(full)},
                     {"source": "valuenet", "license": "CC BY-NC-SA 4.0", "texts": 0}],
         "per_value": per_value,
         "config": {"seed": 0, "split_fractions": {"train": 0.8, "validation": 0.1, "test": 0.1}, "min_reference": 5,
@@ -58,7 +58,7 @@ def release_project(tmp_path, monkeypatch):
 
 def validate_on_loopback_hub(card, hub, monkeypatch) -> None:
     """``RepoCard.validate`` posts the card to the Hub's /api/validate-yaml: here the loopback Hub's rules."""
-    import huggingface_hub.constants as constants
+    from huggingface_hub import constants
 
     monkeypatch.setattr(constants, "ENDPOINT", hub.url)
     card.validate()
