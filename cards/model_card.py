@@ -39,10 +39,28 @@ def card_data(training: dict, repo_id: str = DEFAULT_REPO_ID, dataset_id: str = 
     return data
 
 
-def _metadata_yaml(data) -> str:
+def _model_index(data, evaluation: dict) -> list[dict]:
+    """The Hub's model-index: HiVES's scores on the evaluation split, so the Hub shows them beside the model."""
+    hives = evaluation.get("hives", {})
+    metrics = [
+        {"type": key, "name": label, "value": round(float(hives[key]), 4)}
+        for key, label in METRIC_ROWS if isinstance(hives.get(key), (int, float))
+    ]
+    tau = hives.get("intensity_probe", {}).get("kendall_tau")
+    if isinstance(tau, (int, float)):
+        metrics.append({"type": "kendall_tau", "name": "Intensity probe (Kendall tau)", "value": round(float(tau), 4)})
+    if not metrics:
+        return []
+    dataset = {"name": "VIDB", "type": data.datasets[0] if data.datasets else "valueflow/vidb", "split": evaluation.get("split", "test")}
+    return [{"name": data.model_name, "results": [{"task": {"type": "feature-extraction", "name": "Hierarchical value embedding"},
+                                                   "dataset": dataset, "metrics": metrics}]}]
+
+
+def _metadata_yaml(data, evaluation: dict) -> str:
     fields = {
         "language": data.language, "license": data.license, "library_name": data.library_name, "tags": data.tags,
         "datasets": data.datasets, "pipeline_tag": data.pipeline_tag, "base_model": data.base_model,
+        "model-index": _model_index(data, evaluation),
     }
     return yaml.safe_dump({k: v for k, v in fields.items() if v not in (None, [])}, sort_keys=False).strip()
 
@@ -93,4 +111,4 @@ def render_model_card(training: dict, evaluation: dict, *, repo_id: str = DEFAUL
     from cards.release import card_release_section, model_changelog_stats  # version, pinned load, changelog
 
     release = card_release_section("model", repo_id, model_changelog_stats(evaluation))
-    return f"---\n{_metadata_yaml(data)}\n---\n\n{body}" + (f"\n{release}" if release else "")
+    return f"---\n{_metadata_yaml(data, evaluation)}\n---\n\n{body}" + (f"\n{release}" if release else "")
