@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from valueflow.params import DEFAULT_PARAMS, stage_params
+from valueflow.taxonomy import get_taxonomy
 
 
 def evaluate(
@@ -54,8 +55,8 @@ def evaluate(
     if ids.duplicated().any():
         dup = ids[ids.duplicated()].iloc[0]
         raise typer.BadParameter(f"{file}: item id {dup!r} appears more than once in column {id_col!r}", param_hint="--id-column")
+    names = [get_taxonomy().resolve(v) for v in value]  # an unknown value fails first, listing the valid ones
     panel = AnchorPanel.from_source(vidb, revision=revision, split=split)
-    names = [panel.resolve(v) for v in value]  # an unknown value fails here, listing the valid ones
     j = make_judge(judge)
     scale_value: float | str = scale if scale == "auto" else float(scale)
     evaluator = AnchorEvaluator(
