@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+from valueflow.io import InputError
 from valueflow.taxonomy import get_taxonomy
 
 PROMPT_FORMATS = ("default", "single_definition", "user_texts", "multi_definition", "multi_user_texts")
@@ -40,8 +41,8 @@ LEVEL_CENTRE = {level: (lo + hi) / 2 for level, (lo, hi) in INTENSITY_BINS.items
 _STRENGTH = {2: "strongly values", 1: "slightly values", 0: "values", -1: "slightly rejects", -2: "strongly rejects"}
 
 
-class TargetError(ValueError):
-    """A steering target that cannot be used (unknown value, intensity outside -2..2, wrong format)."""
+class TargetError(InputError):
+    """A steering target that cannot be used (unknown value, intensity outside -2..2, wrong format): bad user input."""
 
 
 def intensity_level(intensity: float) -> int:

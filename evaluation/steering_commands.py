@@ -21,20 +21,14 @@ def steer(
     quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
 ) -> None:
     """Ask every backend every (query, format, target, sample) prompt -> data/responses.parquet (resumable)."""
-    from evaluation.prompts import TargetError
     from evaluation.steer import SteerConfig
     from evaluation.steer import steer as run_steer
-    from valueflow.io import InputError
 
-    try:
-        cfg = SteerConfig.from_params(
-            stage_params("steer", params), queries=queries, values=value, intensities=intensity, formats=fmt,
-            samples=samples, max_queries=max_queries, out=out,
-        )
-        _, metrics = run_steer(cfg, progress=not quiet)
-    except (TargetError, InputError) as err:
-        typer.echo(f"error: {err}", err=True)
-        raise typer.Exit(2) from None
+    cfg = SteerConfig.from_params(
+        stage_params("steer", params), queries=queries, values=value, intensities=intensity, formats=fmt,
+        samples=samples, max_queries=max_queries, out=out,
+    )
+    _, metrics = run_steer(cfg, progress=not quiet)
     for name, b in metrics["backends"].items():
         typer.echo(f"{name} ({b['kind']}): {b['planned']} prompts, {b['reused']} reused, {b['generated']} generated, "
                    f"{b['failed']} failed, {b['refused']} refused")
@@ -51,15 +45,10 @@ def eval_steering(
     """Score the responses with the anchor evaluator and write metrics/steering.json and the steering figures."""
     from evaluation.steering_analysis import EvalSteeringConfig
     from evaluation.steering_analysis import eval_steering as run_eval
-    from valueflow.io import InputError
 
     cfg = EvalSteeringConfig.from_params(stage_params("eval_steering", params), responses=str(responses) if responses else None,
                                          judge=judge, panel=panel)
-    try:
-        metrics = run_eval(cfg, progress=not quiet)
-    except InputError as err:
-        typer.echo(f"error: {err}", err=True)
-        raise typer.Exit(2) from None
+    metrics = run_eval(cfg, progress=not quiet)
     for model, m in metrics["models"].items():
         typer.echo(f"{model}: regime {m['regime']}, median slope {m['median_slope']}, median monotonicity {m['median_monotonicity']}")
     typer.echo(f"{metrics['scores']} scores ({metrics['refused']} refusals not scored) -> metrics/steering.json")

@@ -9,10 +9,28 @@ from __future__ import annotations
 import importlib
 
 import typer
+from typer.core import TyperGroup
 
+from valueflow.io import InputError
 from valueflow.taxonomy import THEORIES, UnknownValueError, get_taxonomy
 
+
+class _UserErrorsAsOneLine(TyperGroup):
+    """A user's mistake (unknown value, unusable file or target) is one ``error:`` line and exit code 2.
+
+    Done here, in the command group, so every command gets it and tests driving the app see what users see.
+    """
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except (UnknownValueError, InputError, FileNotFoundError) as err:
+            typer.echo(f"error: {err}", err=True)
+            raise typer.Exit(2) from None
+
+
 app = typer.Typer(
+    cls=_UserErrorsAsOneLine,
     help="valueflow: build VIDB, train HiVES, score value intensities, study steering, publish releases.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
@@ -59,14 +77,7 @@ _register_stage_commands()
 
 
 def main() -> None:
-    """Console entry point: a user's mistake (unknown value, unusable file) is one clear line, not a traceback."""
-    from valueflow.io import InputError
-
-    try:
-        app()
-    except (UnknownValueError, InputError, FileNotFoundError) as err:
-        typer.echo(f"error: {err}", err=True)
-        raise SystemExit(2) from None
+    app()
 
 
 if __name__ == "__main__":
