@@ -21,8 +21,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from valueflow.io import InputError, read_table
-from valueflow.taxonomy import UnknownValueError, get_taxonomy, normalise_name
+from valueflow.io import InputError, normalise_text, read_table
+from valueflow.taxonomy import UnknownValueError, get_taxonomy
 
 DEFAULT_VIDB = Path("release/vidb")
 DEFAULT_CONFIG = "full"
@@ -140,12 +140,12 @@ class AnchorPanel:
         return AnchorPanel(self.table[np.asarray(mask, dtype=bool)], self.source, self.rejected)
 
     def without_texts(self, texts: object) -> AnchorPanel:
-        """A panel without the given texts (compared after whitespace and case normalisation).
+        """A panel without the given texts (compared in the project's duplicate-text form: NFKC, case, spacing).
 
         Scoring a text against a panel that contains that very text would leak its gold intensity.
         """
-        drop = {normalise_name(t) for t in texts}  # type: ignore[union-attr]
-        return self.subset(~self.table["text"].map(normalise_name).isin(drop))
+        drop = {normalise_text(t) for t in texts}  # type: ignore[union-attr]
+        return self.subset(~self.table["text"].map(normalise_text).isin(drop))
 
     # -- lookups -------------------------------------------------------------------------------------------
     @property

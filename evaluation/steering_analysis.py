@@ -39,10 +39,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from evaluation.prompts import MULTI_BASE_FORMAT, MULTI_FORMATS, SINGLE_FORMATS, targets_json
+from evaluation.prompts import LEVEL_CENTRE, MULTI_BASE_FORMAT, MULTI_FORMATS, SINGLE_FORMATS, targets_json
 
 REGIME_THRESHOLDS = {"strong": {"slope": 2.0, "monotonicity": 0.8}, "moderate": {"slope": 0.75, "monotonicity": 0.4}}
-IDEAL_SLOPE = 4.0  # VIDB points between the centres of adjacent ordinal bins
+IDEAL_SLOPE = LEVEL_CENTRE[1] - LEVEL_CENTRE[0]  # VIDB points between the centres of adjacent ordinal bins
 
 
 @dataclass
