@@ -20,12 +20,9 @@ import numpy as np
 import pandas as pd
 
 from validation.rejects import RejectSink, validate_rows
-from validation.schemas import RankingsSchema, TextsSchema, UtilitiesSchema
+from validation.schemas import RANKING_COLUMNS, RankingsSchema, TextsSchema, UtilitiesSchema
 from valueflow.io import read_table, write_metrics, write_parquet
 from valueflow.plackett_luce import RankingData, fit_plackett_luce
-
-RANKING_COLUMNS = ("ranking_id", "value", "judge", "window", "order", "created_at", "prompt_hash")
-
 
 @dataclass
 class AggregateConfig:
@@ -55,7 +52,7 @@ def _as_id_list(x: object) -> object:
 
 def read_valid_rankings(path: Path, texts: pd.DataFrame, sink: RejectSink) -> pd.DataFrame:
     """The rankings of ``path`` that can be used; every other row goes to ``sink`` with its reason."""
-    raw = read_table(path, required=RANKING_COLUMNS)
+    raw = read_table(path, required=tuple(RANKING_COLUMNS))
     raw = raw.reset_index(drop=True)
     for column in ("window", "order"):
         raw[column] = raw[column].map(_as_id_list).astype(object)

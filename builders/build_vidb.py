@@ -33,11 +33,10 @@ import pandas as pd
 
 from builders.aggregate import read_valid_rankings
 from validation.rejects import RejectSink, validate_rows
-from validation.schemas import SPLITS, TextsSchema, UtilitiesSchema, VidbSchema
+from validation.schemas import RANKING_COLUMNS, SPLITS, TextsSchema, UtilitiesSchema, VidbSchema
 from valueflow.io import read_table, write_json, write_metrics, write_parquet
 
 VIDB_COLUMNS = list(VidbSchema.to_schema().columns)
-RANKING_RELEASE_COLUMNS = ["ranking_id", "value", "judge", "window", "order", "created_at", "prompt_hash"]
 
 
 @dataclass
@@ -193,7 +192,7 @@ def build_vidb(cfg: BuildConfig) -> tuple[pd.DataFrame, dict]:
     # the raw rankings config holds the rankings the aggregate used; their rejects are already counted in
     # data/rejected/aggregate.parquet, so this sink is not written again
     rankings = read_valid_rankings(cfg.root / cfg.rankings, texts, RejectSink("aggregate"))
-    rankings = rankings[RANKING_RELEASE_COLUMNS].reset_index(drop=True)
+    rankings = rankings[RANKING_COLUMNS].reset_index(drop=True)
     for column in ("window", "order"):
         rankings[column] = rankings[column].map(list)
     write_parquet(rankings, out / "data" / "rankings" / "train.parquet")

@@ -23,13 +23,10 @@ import numpy as np
 import pandas as pd
 
 from validation.rejects import RejectSink, validate_rows
-from validation.schemas import TextsSchema
+from validation.schemas import RANKING_COLUMNS, TextsSchema
 from valueflow.io import read_table, write_metrics, write_parquet
 from valueflow.judges import Judge, make_judge
 from valueflow.plackett_luce import design_windows
-
-RANKING_COLUMNS = ["ranking_id", "value", "judge", "window", "order", "created_at", "prompt_hash"]
-
 
 @dataclass
 class CollectConfig:

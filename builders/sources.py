@@ -8,7 +8,6 @@ with the reason; rows it maps to several values yield one candidate per value.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -249,14 +248,14 @@ def moral_stories(root: Path, sink: RejectSink) -> Iterator[Candidates]:
     Moral Stories carries no value labels. The value is the one whose definition is nearest to the norm in the
     default base model's embedding space (a zero-shot choice, recorded in ``source_id`` as ``norm->value``).
     """
-    from valueflow.models import load_sentence_model
+    from valueflow.models import CachedEncoder
 
     path = root / "moral_stories" / "norm_actions_norm_distance_train.jsonl"
     df = read_table(path, required=("ID", "norm", "moral_action", "immoral_action"))
     tax = get_taxonomy()
-    model = load_sentence_model()
-    definitions = model.encode([v.definition for v in tax.values], normalize_embeddings=True)
-    norms = model.encode(df["norm"].astype(str).tolist(), normalize_embeddings=True, batch_size=128)
+    encoder = CachedEncoder(batch_size=128)  # many stories share a norm: each distinct norm is encoded once
+    definitions = encoder.encode([v.definition for v in tax.values])
+    norms = encoder.encode(df["norm"].astype(str).tolist())
     nearest = [tax.values[i].name for i in (norms @ definitions.T).argmax(axis=1)]
     rows = _rows(df)
     records = []
@@ -289,6 +288,3 @@ def vidb_anchors(root: Path, sink: RejectSink) -> Iterator[Candidates]:
         )
         yield Candidates("vidb_anchors", "VIDB (non-commercial research; source corpora licences)", path, len(df), frame)
 
-
-def describe_sources() -> str:
-    return json.dumps(sorted(ADAPTERS))

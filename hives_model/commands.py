@@ -7,6 +7,7 @@ from pathlib import Path
 
 import typer
 
+from valueflow.models import DEFAULT_BASE_MODEL
 from valueflow.params import DEFAULT_PARAMS, stage_params
 
 
@@ -76,7 +77,7 @@ def eval_hives(
     data_path = Path(data or p.get("data", "release/vidb/data/full/test.parquet"))
     release_dir = Path(release or p.get("release", "release/hives"))
     training = read_training_metrics(model_dir)
-    base_name = p.get("base_model") or training.get("config", {}).get("base_model", "all-MiniLM-L6-v2")
+    base_name = p.get("base_model") or training.get("config", {}).get("base_model", DEFAULT_BASE_MODEL)
     missing = p.get("missing_direction", training.get("config", {}).get("missing_direction", "unknown"))
 
     sink = RejectSink("eval_hives")

@@ -17,7 +17,7 @@ from hives_model.data import LabelSpace, TrainingDataError, load_texts, to_datas
 from hives_model.sampler import HierarchicalBatchSampler
 from validation.rejects import RejectSink
 from valueflow.io import atomic_dir, write_json
-from valueflow.models import resolve_model_path
+from valueflow.models import DEFAULT_BASE_MODEL, resolve_model_path
 
 
 @dataclass
@@ -32,7 +32,7 @@ class StageConfig:
 class HivesTrainConfig:
     data: Path = Path("release/vidb/data/full/train.parquet")
     split: str | None = "train"  # rows of this split when the file has a split column
-    base_model: str = "all-MiniLM-L6-v2"
+    base_model: str = DEFAULT_BASE_MODEL
     base_revision: str | None = None
     out: Path = Path("models/hives")
     seed: int = 42
@@ -138,8 +138,7 @@ def train_hives(cfg: HivesTrainConfig):
         if cfg.stage2.steps > 0:
             stage2_loss = HiVESAlignmentLoss(
                 model,
-                HierarchicalContrastiveLoss(model, cfg.temperature, cfg.direction_margin, cfg.level_weight_base,
-                                    cfg.hierarchy_constraint, cfg.level_costs, cfg.margin_scope),
+                hier,  # stateless beyond its settings: stage 2 adds the anchor terms to the same loss
                 AnchorAlignmentLoss(model, value_anchors, "value", cfg.anchor_temperature),
                 AnchorAlignmentLoss(model, group_anchors, "group", cfg.anchor_temperature),
                 cfg.lambda_individual,

@@ -90,7 +90,7 @@ class RankingsSchema(pa.DataFrameModel):
 
     @pa.check("window", error="window must hold at least 2 distinct text ids")
     def window_size(cls, s: pd.Series) -> pd.Series:
-        return s.map(lambda w: _as_list(w) is not None and len(_as_list(w)) >= 2 and len(set(_as_list(w))) == len(_as_list(w)))
+        return s.map(lambda w: (ids := _as_list(w)) is not None and len(ids) >= 2 and len(set(ids)) == len(ids))
 
     @pa.dataframe_check(error="order is not a permutation of window")
     def order_is_permutation(cls, df: pd.DataFrame) -> pd.Series:
@@ -132,6 +132,9 @@ class UtilitiesSchema(pa.DataFrameModel):
     class Config:
         strict = False
         coerce = True
+
+
+RANKING_COLUMNS = list(RankingsSchema.to_schema().columns)  # the raw-rankings record, in file order
 
 
 class VidbSchema(TextsSchema):

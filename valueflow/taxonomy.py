@@ -196,15 +196,6 @@ class ValueTaxonomy:
             f"unknown leaf {leaf!r} of value {v.name!r}; valid leaves: {', '.join(v.leaves) or '(none)'}"
         )
 
-    def leaf_value(self, theory: str, leaf: str) -> str:
-        """The mid-level value a refined leaf belongs to."""
-        self._check_theory(theory)
-        key = normalise_name(leaf)
-        for (t, name), spec in self._leaves.items():
-            if t == theory and normalise_name(name) == key:
-                return spec.value
-        raise UnknownValueError(f"unknown leaf {leaf!r} in theory {theory!r}")
-
     def path(self, value: str, leaf: str | None = None) -> tuple[str, str, str]:
         """Fixed-depth (level_1, level_2, level_3) path of a text labelled with ``value`` and maybe a leaf."""
         v = self.value(value)
