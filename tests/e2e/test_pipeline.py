@@ -38,7 +38,8 @@ def _git(*args: str, cwd: Path) -> None:
 def clone(project_root: Path, tmp_path_factory) -> Path:
     """The tracked files only (a fresh clone), with the tiny params, as a git repo of its own."""
     dest = tmp_path_factory.mktemp("clone") / "valueflow"
-    tracked = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=project_root,
+    # tracked files only (as committed or staged), so a file that was never added fails here as it would in a clone
+    tracked = subprocess.run(["git", "ls-files", "-z", "--cached"], cwd=project_root,
                              check=True, capture_output=True).stdout.decode().split("\0")
     for rel in filter(None, tracked):
         src = project_root / rel

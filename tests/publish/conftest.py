@@ -14,7 +14,6 @@ import sys
 os.environ["HF_HUB_DISABLE_XET"] = "1"
 os.environ["HF_UPDATE_DOWNLOAD_COUNTS"] = "0"
 os.environ["HF_HUB_DISABLE_TELEMETRY"] = "1"
-os.environ.pop("HF_HUB_OFFLINE", None)
 if "huggingface_hub" in sys.modules:  # imported earlier by another test module: it read the flag already
     sys.modules["huggingface_hub"].constants.HF_HUB_DISABLE_XET = True
 
@@ -30,6 +29,20 @@ from tests.publish.release_fixtures import make_vidb_release
 FAKE_TOKEN = "hf_TESTsecretTOKENvalueflow0123456789abcd"
 
 
+@pytest.fixture(autouse=True, scope="module")
+def loopback_hub_online():
+    """Only these tests go online, and only to the loopback Hub they start; every other test stays offline.
+
+    Module-scoped, so module-scoped fixtures (a release pushed once for several tests) are online too.
+    """
+    import huggingface_hub.constants as c
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.delenv("HF_HUB_OFFLINE", raising=False)
+        mp.setattr(c, "HF_HUB_OFFLINE", False)
+        yield
+
+
 @pytest.fixture
 def hub():
     with HubServer() as server:
@@ -37,7 +50,7 @@ def hub():
 
 
 @pytest.fixture
-def hub_token(monkeypatch, tmp_path):
+def hub_token(monkeypatch, no_token):
     """The token as users provide it: in $HF_TOKEN (with an empty HF home, so no stored login interferes)."""
     monkeypatch.setenv("HF_TOKEN", FAKE_TOKEN)
     return FAKE_TOKEN

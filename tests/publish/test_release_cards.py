@@ -61,7 +61,6 @@ def validate_on_loopback_hub(card, hub, monkeypatch) -> None:
     from huggingface_hub import constants
 
     monkeypatch.setattr(constants, "ENDPOINT", hub.url)
-    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)  # another test module may have imported the Hub offline
     card.validate()
 
 
