@@ -278,8 +278,10 @@ class Journal:
         self.path = path
         self.done: dict[str, dict[str, Any]] = {}
         self.torn_lines = 0
-        if path.exists():
-            for line in path.read_text(encoding="utf-8").splitlines():
+        text = path.read_text(encoding="utf-8") if path.exists() else ""
+        self._torn_tail = bool(text) and not text.endswith("\n")  # a kill mid-write left the last line open
+        if text:
+            for line in text.splitlines():
                 try:
                     rec = json.loads(line)
                     rid = rec["response_id"]
@@ -292,10 +294,10 @@ class Journal:
 
     def __enter__(self) -> Journal:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        needs_newline = self.path.exists() and self.path.stat().st_size and not self.path.read_bytes().endswith(b"\n")
         self._fh = self.path.open("a", encoding="utf-8")
-        if needs_newline:  # close a torn line so the next record starts on its own line
+        if self._torn_tail:  # close a torn line so the next record starts on its own line
             self._fh.write("\n")
+            self._torn_tail = False
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -88,8 +88,10 @@ class HierarchicalContrastiveLoss(nn.Module):
         same_text, opposite = _pair_masks(labels)
         sim = z @ z.T
         out: list[tuple[Tensor, Tensor] | None] = []
+        path_share = label_match(labels, labels, LEVELS, ignore_direction=True) if self.margin_scope == "path" else None
         for level in range(1, LEVELS + 1):
-            share = label_match(labels, labels, LEVELS if self.margin_scope == "path" else level, ignore_direction=True)
+            # pairs the margin acts on: same full path (path scope, one mask for every level) or same level-l prefix
+            share = path_share if path_share is not None else label_match(labels, labels, level, ignore_direction=True)
             positive = label_match(labels, labels, level) & ~same_text
             count = positive.sum(dim=1)
             has = count > 0
