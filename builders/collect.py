@@ -24,9 +24,10 @@ import pandas as pd
 
 from validation.rejects import RejectSink, validate_rows
 from validation.schemas import RANKING_COLUMNS, TextsSchema
-from valueflow.io import read_table, write_metrics, write_parquet
+from valueflow.io import read_table, seeded_rng, write_metrics, write_parquet
 from valueflow.judges import Judge, make_judge
 from valueflow.plackett_luce import design_windows
+
 
 @dataclass
 class CollectConfig:
@@ -52,8 +53,7 @@ def ranking_id(value: str, judge: str, window: list[str]) -> str:
 def value_windows(text_ids: list[str], value: str, k: int, m: int, seed: int) -> list[list[str]]:
     """The window design of one value: deterministic for (seed, value, the value's text ids)."""
     ids = sorted(text_ids)
-    digest = hashlib.sha1(f"{seed}\x1f{value}".encode()).digest()
-    rng = np.random.default_rng(int.from_bytes(digest[:8], "little"))
+    rng = seeded_rng(seed, value)
     return [[ids[i] for i in row] for row in design_windows(len(ids), k, m, rng)]
 
 

@@ -17,18 +17,16 @@ from __future__ import annotations
 
 import abc
 import asyncio
-import email.utils
 import os
 import random
-import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from evaluation.prompts import ExemplarPool, stable_seed
+from valueflow.chat_http import PermanentError, TransientError, read_response, retry_delay
 
 BACKEND_KINDS = ("openai", "transformers", "oracle", "null")
-RETRY_STATUSES = frozenset({408, 409, 425, 429, 500, 502, 503, 504})
 
 
 @dataclass(frozen=True)
@@ -81,58 +79,6 @@ class Backend(abc.ABC):
 # OpenAI-compatible HTTP
 
 
-class TransientError(RuntimeError):
-    """A failure worth retrying; ``retry_after`` is the server's requested wait in seconds, if it gave one."""
-
-    def __init__(self, message: str, retry_after: float | None = None) -> None:
-        super().__init__(message)
-        self.retry_after = retry_after
-
-
-class PermanentError(RuntimeError):
-    """A failure that retrying cannot fix (401, 404, 400: wrong model name, bad key, prompt too long)."""
-
-
-def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
-    """Seconds to wait from a ``Retry-After`` header: delta-seconds or an HTTP date; None when absent or unusable."""
-    if not value:
-        return None
-    value = value.strip()
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when is None:
-        return None
-    return max(0.0, when.timestamp() - (time.time() if now is None else now))
-
-
-def parse_chat_completion(body: bytes | str) -> tuple[str, str | None]:
-    """(content, finish_reason) of a chat-completion body; :class:`TransientError` when it is not one.
-
-    A malformed body (truncated JSON, an HTML error page with status 200, no ``choices``) is treated as transient:
-    proxies and overloaded servers produce them, and a retry usually gets a proper answer.
-    """
-    import json
-
-    try:
-        data = json.loads(body)
-    except (TypeError, ValueError) as err:
-        raise TransientError(f"malformed response body (not JSON: {err})") from None
-    try:
-        choice = data["choices"][0]
-        content = choice["message"]["content"]
-    except (KeyError, IndexError, TypeError):
-        raise TransientError(f"malformed response body (no choices[0].message.content): {str(body)[:200]!r}") from None
-    if not isinstance(content, str):
-        raise TransientError(f"malformed response body (content is {type(content).__name__}, not text)")
-    return content, choice.get("finish_reason")
-
-
 @dataclass
 class OpenAIBackend(Backend):
     """An OpenAI-compatible ``/chat/completions`` endpoint.
@@ -182,13 +128,7 @@ class OpenAIBackend(Backend):
             resp = await client.post("/chat/completions", json=self._payload(req), headers=self._headers())
         except (httpx.TimeoutException, httpx.TransportError) as err:
             raise TransientError(f"{type(err).__name__}: {err}") from None
-        if resp.status_code in RETRY_STATUSES:
-            raise TransientError(
-                f"HTTP {resp.status_code}: {resp.text[:200]!r}", parse_retry_after(resp.headers.get("retry-after"))
-            )
-        if resp.status_code >= 400:
-            raise PermanentError(f"HTTP {resp.status_code}: {resp.text[:300]!r}")
-        return parse_chat_completion(resp.content)
+        return read_response(resp)
 
     async def _answer(self, client: Any, sem: asyncio.Semaphore, req: GenerationRequest, rng: random.Random) -> GenerationResult:
         last = ""
@@ -203,10 +143,7 @@ class OpenAIBackend(Backend):
                     last = str(err)
                     if attempt > self.max_retries:
                         break
-                    wait = err.retry_after
-                    if wait is None:  # exponential backoff with full jitter
-                        wait = rng.uniform(0, min(self.max_backoff_s, self.backoff_s * 2 ** (attempt - 1)))
-                    await asyncio.sleep(min(wait, self.max_backoff_s))
+                    await asyncio.sleep(retry_delay(attempt, err, self.backoff_s, self.max_backoff_s, rng))
         return GenerationResult(req.response_id, None, f"gave up after {self.max_retries + 1} attempts: {last}", self.max_retries + 1)
 
     async def _run(self, requests: Sequence[GenerationRequest], on_result: OnResult) -> None:

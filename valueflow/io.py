@@ -12,6 +12,7 @@ import unicodedata
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 
@@ -146,6 +147,12 @@ def normalise_text(text: str) -> str:
 def stable_text_id(source: str, text: str) -> str:
     """Stable across runs and machines: a hash of the source and the normalised text."""
     return hashlib.sha1(f"{source}\x1f{normalise_text(text)}".encode()).hexdigest()[:16]
+
+
+def seeded_rng(*parts: object) -> np.random.Generator:
+    """A generator seeded by a hash of ``parts``: the same draws for the same inputs on every machine and run."""
+    digest = hashlib.sha1("\x1f".join(map(str, parts)).encode()).digest()
+    return np.random.default_rng(int.from_bytes(digest[:8], "little"))
 
 
 def refdata_dir() -> Path | None:

@@ -40,7 +40,7 @@ class Handler(BaseHTTPRequestHandler):
             Handler.seen.append(body)
         texts = re.findall(r"^\[(\d+)\] (.*)$", prompt, flags=re.MULTILINE)
         if "SLOW" in prompt:
-            time.sleep(1.0)
+            time.sleep(3.0)  # three times the client's 1 s timeout: a busy machine cannot make it look answered
         if "BROKEN" in prompt or ("FLAKY" in prompt and prompt not in Handler.flaky_failed):
             with self.lock:
                 Handler.flaky_failed.add(prompt)
@@ -80,7 +80,7 @@ def test_chat_judge_scores_and_failures_end_to_end(server, tmp_path):
     panel = AnchorPanel._from_raw(
         pd.DataFrame({"text": [f"anchor at level {x}" for x in LEVELS], "value": "care-harm", "intensity": LEVELS}), "memory"
     )
-    judge = make_judge(f"chat:tiny-judge@{server}", timeout=0.3, max_retries=1, backoff=0.01, reasks=1, cache_dir=None)
+    judge = make_judge(f"chat:tiny-judge@{server}", timeout=1.0, max_retries=1, backoff=0.01, reasks=1, cache_dir=None)
     texts = {
         "good": "a kind deed at level 6",
         "flaky": "FLAKY deed at level -2",
@@ -111,7 +111,7 @@ def test_chat_judge_scores_and_failures_end_to_end(server, tmp_path):
 
 def test_rating_mode_over_http(server):
     panel = AnchorPanel._from_raw(pd.DataFrame({"text": ["x at level 0"], "value": "care-harm", "intensity": [0.0]}), "m")
-    judge = make_judge(f"chat:tiny-judge@{server}", timeout=0.3, max_retries=0, reasks=0, cache_dir=None)
+    judge = make_judge(f"chat:tiny-judge@{server}", timeout=1.0, max_retries=0, reasks=0, cache_dir=None)
     ev = AnchorEvaluator(judge, panel, mode="rating", m=2, progress=False)
     scores = ev.score(["a kind deed at level 6", "GARBLED deed at level 2"], "care-harm")
     assert scores["intensity"].iloc[0] == 6.0 and scores["judge_calls"].iloc[0] == 2

@@ -23,7 +23,7 @@ class FakeServer:
 
     def __init__(self) -> None:
         self.requests: list[dict] = []
-        self.script: list[str] = []  # per request: "ok", "500", "slow", "garbage", "rate:<x>"
+        self.script: list[str] = []  # per request: "ok", "500", "429", "404", "slow", "garbage", "rate:<x>"
         server = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -32,10 +32,12 @@ class FakeServer:
 
             def do_POST(self) -> None:
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                server.requests.append({"body": body, "auth": self.headers.get("Authorization")})
+                server.requests.append({"body": body, "auth": self.headers.get("Authorization"), "at": time.monotonic()})
                 action = server.script.pop(0) if server.script else "ok"
-                if action == "500":
-                    self.send_response(500)
+                if action in ("500", "429", "404"):
+                    self.send_response(int(action))
+                    if action == "429":
+                        self.send_header("Retry-After", "1")
                     self.end_headers()
                     self.wfile.write(b"boom")
                     return
@@ -123,6 +125,22 @@ def test_server_error_is_retried(server, tmp_path):
     (answer,) = judge.rank_windows("care-harm", [TEXTS])
     assert answer.order is not None
     assert len(server.requests) == 3 and judge.stats["retries"] == 2
+
+
+def test_rate_limit_waits_as_the_server_asks(server, tmp_path):
+    server.script = ["429", "ok"]
+    judge = _judge(server, tmp_path, concurrency=1)  # its own backoff is 0.01 s: the Retry-After of 1 s must win
+    (answer,) = judge.rank_windows("care-harm", [TEXTS])
+    assert answer.order is not None
+    assert server.requests[1]["at"] - server.requests[0]["at"] >= 0.9
+
+
+def test_client_error_is_not_retried(server, tmp_path):
+    server.script = ["404"]
+    judge = _judge(server, tmp_path, concurrency=1)
+    (answer,) = judge.rank_windows("care-harm", [TEXTS])
+    assert answer.order is None and "HTTP 404" in answer.error
+    assert len(server.requests) == 1 and judge.stats["retries"] == 0
 
 
 def test_timeout_reports_an_error(server, tmp_path):

@@ -6,7 +6,6 @@ import json
 
 import pytest
 
-from evaluation.backends import TransientError, parse_chat_completion, parse_retry_after
 from evaluation.prompts import (
     INTENSITY_BINS,
     TargetError,
@@ -16,6 +15,7 @@ from evaluation.prompts import (
     plan_targets,
 )
 from evaluation.steer import detect_refusal, load_exemplar_pool
+from valueflow.chat_http import TransientError, parse_chat_completion, parse_retry_after
 
 
 @pytest.fixture(scope="module")
@@ -110,9 +110,8 @@ def test_retry_after_and_malformed_bodies():
 
 
 def test_query_files_without_ids_and_bad_rows(tmp_path):
-    from validation.rejects import RejectSink
-
     from evaluation.steer import load_queries
+    from validation.rejects import RejectSink
 
     path = tmp_path / "gpv.csv"
     path.write_text('query\n"Donate or keep the money?"\n"   "\n"Lead the village?"\n', encoding="utf-8")

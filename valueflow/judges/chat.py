@@ -9,7 +9,8 @@ What makes it safe to run at scale:
   so a judge's position bias becomes noise instead of a systematic error;
 - parsing is strict: exactly one list that is a permutation of 1..k; anything else is re-asked (the reply and a
   correction are appended to the conversation) up to ``reasks`` times, then reported as an error, never guessed;
-- transport errors, timeouts, 429 and 5xx answers are retried with exponential backoff;
+- transport errors, timeouts, 408/429/5xx answers and bodies that are no chat completion are retried, waiting
+  as the server's ``Retry-After`` asks, else with jittered exponential backoff (``valueflow.chat_http``);
 - windows are sent ``concurrency`` at a time;
 - every successful reply is cached on disk under ``cache_dir``, keyed by a hash of the full request (model,
   messages, sampling settings), so a rerun or a resumed collection never pays twice for the same prompt.
@@ -23,6 +24,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import random
 import re
 import threading
 import time
@@ -32,6 +34,8 @@ from pathlib import Path
 
 import numpy as np
 
+from valueflow.chat_http import PermanentError, TransientError, read_response, retry_delay
+from valueflow.io import seeded_rng
 from valueflow.judges.base import Judge, JudgeAnswer, register_judge
 from valueflow.taxonomy import get_taxonomy
 
@@ -105,8 +109,9 @@ class ChatJudge(Judge):
         base_url: the API root, e.g. ``http://localhost:8000/v1`` (default ``$OPENAI_BASE_URL`` or OpenAI's).
         api_key: bearer token; default ``$OPENAI_API_KEY`` (never written to the cache or the logs).
         timeout: seconds per HTTP request.
-        max_retries: retries after a timeout, a transport error, a 429 or a 5xx answer.
-        backoff: first retry delay in seconds; doubles with every retry.
+        max_retries: retries after a timeout, a transport error, a 408/429/5xx answer or a body that is no reply.
+        backoff: first retry delay in seconds (jittered); doubles with every retry. A ``Retry-After`` header wins.
+        max_backoff: the longest wait before a retry, whatever the server asks.
         reasks: how many times a malformed answer is re-asked before the window is given up.
         concurrency: windows in flight at once.
         cache_dir: on-disk reply cache (``None`` disables it); default ``data/cache/chat``.
@@ -124,6 +129,7 @@ class ChatJudge(Judge):
         timeout: float = 60.0,
         max_retries: int = 4,
         backoff: float = 1.0,
+        max_backoff: float = 60.0,
         reasks: int = 2,
         concurrency: int = 4,
         cache_dir: str | Path | None = "data/cache/chat",
@@ -138,6 +144,8 @@ class ChatJudge(Judge):
         self.base_url = (base_url or os.environ.get("OPENAI_BASE_URL") or "https://api.openai.com/v1").rstrip("/")
         self._api_key = api_key if api_key is not None else os.environ.get("OPENAI_API_KEY")
         self.timeout, self.max_retries, self.backoff = float(timeout), int(max_retries), float(backoff)
+        self.max_backoff = float(max_backoff)
+        self._jitter = random.Random(seed)
         self.reasks, self.concurrency = int(reasks), max(1, int(concurrency))
         self.cache_dir = Path(cache_dir) if cache_dir else None
         self.seed, self.temperature, self.max_tokens, self.shuffle = int(seed), float(temperature), int(max_tokens), bool(shuffle)
@@ -180,30 +188,25 @@ class ChatJudge(Judge):
         if path is not None and path.exists():
             self._count("cache_hits")
             return json.loads(path.read_text(encoding="utf-8"))["content"]
-        last_error = "no attempt made"
+        last_error = TransientError("no attempt made")
         for attempt in range(self.max_retries + 1):
             if attempt:
                 self._count("retries")
-                time.sleep(self.backoff * 2 ** (attempt - 1))
+                time.sleep(retry_delay(attempt, last_error, self.backoff, self.max_backoff, self._jitter))
             try:
                 self._count("requests")
-                resp = self._client.post(f"{self.base_url}/chat/completions", json=payload)
+                content, _ = read_response(self._client.post(f"{self.base_url}/chat/completions", json=payload))
             except httpx.TimeoutException:
-                last_error = f"timeout after {self.timeout:g} s"
+                last_error = TransientError(f"timeout after {self.timeout:g} s")
                 continue
             except httpx.TransportError as err:
-                last_error = f"transport error: {type(err).__name__}"
+                last_error = TransientError(f"transport error: {type(err).__name__}")
                 continue
-            if resp.status_code == 429 or resp.status_code >= 500:
-                last_error = f"HTTP {resp.status_code}"
+            except TransientError as err:  # 408/429/5xx (with the server's Retry-After) or a body that is no reply
+                last_error = err
                 continue
-            if resp.status_code >= 400:
-                raise RuntimeError(f"{self.base_url}: HTTP {resp.status_code}: {resp.text[:200]}")
-            try:
-                content = resp.json()["choices"][0]["message"]["content"]
-            except (ValueError, KeyError, IndexError, TypeError):
-                last_error = "reply is not an OpenAI chat completion"
-                continue
+            except PermanentError as err:
+                raise PermanentError(f"{self.base_url}: {err}") from None
             if path is not None:
                 write_json({"model": self.model, "content": content, "prompt_hash": key}, path)
             return content
@@ -260,8 +263,7 @@ class ChatJudge(Judge):
     def _presentation(self, value: str, window: Sequence[str]) -> np.ndarray:
         if not self.shuffle:
             return np.arange(len(window))
-        digest = hashlib.sha1("\x1f".join([str(self.seed), value, *window]).encode()).digest()
-        return np.random.default_rng(int.from_bytes(digest[:8], "little")).permutation(len(window))
+        return seeded_rng(self.seed, value, *window).permutation(len(window))
 
     # -- the judge protocol ---------------------------------------------------------------------------------
     def _rank_one(self, value: str, window: Sequence[str]) -> JudgeAnswer:
