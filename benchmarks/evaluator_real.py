@@ -27,6 +27,7 @@ import time
 import numpy as np
 import pandas as pd
 
+from builders.sources import nearest_values
 from evaluation.anchor_evaluator import AnchorEvaluator
 from evaluation.anchors import AnchorPanel
 from evaluation.eval_evaluator import sign_accuracy, spearman
@@ -77,16 +78,6 @@ def heldout_vidb(vidb: pd.DataFrame) -> dict:
     gold = vidb["intensity"].to_numpy()
     return {k: {"spearman": spearman(p, gold), "mae": float(np.nanmean(np.abs(p - gold))),
                 "sign_accuracy": sign_accuracy(p, gold)} for k, p in preds.items()}
-
-
-def nearest_values(texts: list[str]) -> list[str]:
-    from valueflow.models import load_sentence_model
-
-    tax = get_taxonomy()
-    model = load_sentence_model()
-    d = model.encode([f"{v.name}: {v.definition}" for v in tax.values], normalize_embeddings=True)
-    t = model.encode(texts, normalize_embeddings=True)
-    return [tax.values[i].name for i in (t @ d.T).argmax(axis=1)]
 
 
 def moral_stories(root, vidb: pd.DataFrame, n: int) -> tuple[dict, dict]:

@@ -241,6 +241,17 @@ def social_chem(root: Path, sink: RejectSink) -> Iterator[Candidates]:
         yield Candidates("social_chem", "CC BY-SA 4.0", path, len(df), _frame(records))
 
 
+def nearest_values(texts: list[str]) -> list[str]:
+    """For each text, the value whose definition is nearest in the default base model's embedding space: the
+    zero-shot value of texts that carry none (Moral Stories norms)."""
+    from valueflow.models import CachedEncoder
+
+    tax = get_taxonomy()
+    encoder = CachedEncoder(batch_size=128)  # many stories share a norm: each distinct norm is encoded once
+    definitions = encoder.encode([v.definition for v in tax.values])
+    return [tax.values[i].name for i in (encoder.encode(texts) @ definitions.T).argmax(axis=1)]
+
+
 @adapter("moral_stories")
 def moral_stories(root: Path, sink: RejectSink) -> Iterator[Candidates]:
     """Moral Stories norm-action pairs: the moral action supports, the immoral action opposes, a value.
@@ -248,15 +259,9 @@ def moral_stories(root: Path, sink: RejectSink) -> Iterator[Candidates]:
     Moral Stories carries no value labels. The value is the one whose definition is nearest to the norm in the
     default base model's embedding space (a zero-shot choice, recorded in ``source_id`` as ``norm->value``).
     """
-    from valueflow.models import CachedEncoder
-
     path = root / "moral_stories" / "norm_actions_norm_distance_train.jsonl"
     df = read_table(path, required=("ID", "norm", "moral_action", "immoral_action"))
-    tax = get_taxonomy()
-    encoder = CachedEncoder(batch_size=128)  # many stories share a norm: each distinct norm is encoded once
-    definitions = encoder.encode([v.definition for v in tax.values])
-    norms = encoder.encode(df["norm"].astype(str).tolist())
-    nearest = [tax.values[i].name for i in (norms @ definitions.T).argmax(axis=1)]
+    nearest = nearest_values(df["norm"].astype(str).tolist())
     rows = _rows(df)
     records = []
     for idx, value in zip(df.index, nearest):

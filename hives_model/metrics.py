@@ -19,8 +19,11 @@
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import pandas as pd
+from sentence_transformers.sentence_transformer.evaluation import SentenceEvaluator
 
 from hives_model.data import DIRECTION_UNKNOWN, NO_LABEL, L, LabelSpace, _label_set
 
@@ -195,6 +198,39 @@ def compare_models(models: dict[str, object], rows: pd.DataFrame, train_rows: pd
                                         train_rows=train_rows.reset_index(drop=True) if train_emb is not None else None,
                                         seed=seed, max_anchors=max_anchors)
     return out
+
+
+class HeldOutEvaluator(SentenceEvaluator):
+    """Ranking accuracy and similarity correlation on held-out row sets during training: a learning curve.
+
+    A sentence-transformers evaluator (``SentenceTransformerTrainer(evaluator=...)`` calls it every ``eval_steps``);
+    each call appends ``{"stage", "step", "<set>/ranking_accuracy", "<set>/similarity_correlation", ...}`` to
+    ``history`` (``stage`` is whatever the caller set before the stage). The primary metric is the first set's ranking
+    accuracy.
+    """
+
+    def __init__(self, sets: dict[str, pd.DataFrame], *, seed: int = 42, max_anchors: int = 600) -> None:
+        super().__init__()
+        self.sets = {name: rows.reset_index(drop=True) for name, rows in sets.items()}
+        space = LabelSpace.from_taxonomy()
+        self.labels = {name: space.encode(rows) for name, rows in self.sets.items()}
+        self.seed, self.max_anchors = seed, max_anchors
+        self.primary_metric = f"{next(iter(self.sets))}/ranking_accuracy"
+        self.history: list[dict] = []
+        self.stage = ""
+        self.seconds = 0.0  # time spent evaluating, so callers can report training time without it
+
+    def __call__(self, model, output_path: str | None = None, epoch: int = -1, steps: int = -1) -> dict[str, float]:
+        started = time.perf_counter()
+        out: dict[str, float] = {}
+        for name, rows in self.sets.items():
+            emb = encode(model, rows["text"].tolist())
+            rank = hierarchical_ranking_accuracy(emb, self.labels[name], max_anchors=self.max_anchors, seed=self.seed)
+            out[f"{name}/ranking_accuracy"] = rank["accuracy"]
+            out[f"{name}/similarity_correlation"] = similarity_correlation(emb, self.labels[name], seed=self.seed)
+        self.history.append({"stage": self.stage, "step": steps, **out})
+        self.seconds += time.perf_counter() - started
+        return out
 
 
 HEADLINE = (("ranking_accuracy", "Hier. ranking accuracy"), ("ranking_accuracy_strict", "  strict (all pairs)"),

@@ -83,7 +83,7 @@ def base_model_info(name: str, revision: str | None) -> dict:
     return {"id": name, "revision": revision or "unpinned"}
 
 
-def _trainer_args(stage: StageConfig, cfg: HivesTrainConfig, output_dir: str, name: str):
+def _trainer_args(stage: StageConfig, cfg: HivesTrainConfig, output_dir: str, name: str, eval_steps: int | None = None):
     from sentence_transformers import SentenceTransformerTrainingArguments
 
     return SentenceTransformerTrainingArguments(
@@ -102,11 +102,16 @@ def _trainer_args(stage: StageConfig, cfg: HivesTrainConfig, output_dir: str, na
         logging_steps=max(1, stage.steps // 10),
         run_name=name,
         dataloader_drop_last=False,
+        eval_strategy="steps" if eval_steps else "no",
+        eval_steps=eval_steps,
     )
 
 
-def train_hives(cfg: HivesTrainConfig):
-    """Train HiVES and save it (a plain sentence-transformers folder) to ``cfg.out``; return (model, metrics)."""
+def train_hives(cfg: HivesTrainConfig, evaluator=None, eval_steps: int | None = None):
+    """Train HiVES and save it (a plain sentence-transformers folder) to ``cfg.out``; return (model, metrics).
+
+    ``evaluator`` (e.g. :class:`hives_model.metrics.HeldOutEvaluator`) is called every ``eval_steps`` of each stage
+    and at its last step; its ``history`` goes into the metrics as ``eval_curve``."""
     import torch
     from sentence_transformers import SentenceTransformer, SentenceTransformerTrainer
 
@@ -149,10 +154,12 @@ def train_hives(cfg: HivesTrainConfig):
             if stage.steps <= 0:
                 continue
             trainer = SentenceTransformerTrainer(
-                model=model, args=_trainer_args(stage, cfg, os.path.join(scratch, name), name),
-                train_dataset=dataset, loss=loss,
+                model=model, args=_trainer_args(stage, cfg, os.path.join(scratch, name), name, eval_steps),
+                train_dataset=dataset, loss=loss, evaluator=evaluator,
             )
-            trainer.train()
+            if evaluator is not None:
+                evaluator.stage = name
+            trainer.train()  # with eval_steps, the trainer also evaluates at the stage's last step
             history[name] = [h for h in trainer.state.log_history if "loss" in h or "train_loss" in h]
 
     out = cfg.root / cfg.out
@@ -171,6 +178,7 @@ def train_hives(cfg: HivesTrainConfig):
         "steps": {"stage1": cfg.stage1.steps, "stage2": cfg.stage2.steps},
         "final_loss": {k: (v[-1].get("loss", v[-1].get("train_loss")) if v else None) for k, v in history.items()},
         "loss_curve": {k: [[h.get("step"), round(h["loss"], 4)] for h in v if "loss" in h] for k, v in history.items()},
+        "eval_curve": getattr(evaluator, "history", []),
         "device": str(model.device),
         "base_model": base_model_info(cfg.base_model, cfg.base_revision),
         "data": str(cfg.data),

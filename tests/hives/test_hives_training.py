@@ -10,7 +10,8 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from hives_model.data import TrainingDataError
+from hives_model.data import TrainingDataError, training_rows
+from hives_model.metrics import HeldOutEvaluator
 from hives_model.train import HivesTrainConfig, StageConfig, train_hives
 
 TINY = {"stage1": StageConfig(steps=3, batch_size=8), "stage2": StageConfig(steps=2, batch_size=8, learning_rate=1e-5),
@@ -23,7 +24,8 @@ def trained(tmp_path_factory, seed_texts):
     keep = seed_texts[seed_texts["value"].isin(["benevolence", "power", "care-harm", "fairness-cheating"])]
     keep.to_parquet(root / "texts.parquet", index=False)
     cfg = HivesTrainConfig(data=Path("texts.parquet"), out=Path("models/hives"), root=root, **TINY)
-    model, metrics = train_hives(cfg)
+    curve = HeldOutEvaluator({"seed": training_rows(keep)}, max_anchors=20)
+    model, metrics = train_hives(cfg, evaluator=curve, eval_steps=2)
     return root, model, metrics
 
 
@@ -35,6 +37,14 @@ def test_training_saves_a_folder_with_its_record(trained):
     assert metrics["rows_per_theory"] == {"mft": 28, "pvq": 28}
     assert all(v is not None and np.isfinite(v) for v in metrics["final_loss"].values())
     assert (root / "data" / "rejected" / "train_hives.parquet").exists()
+
+
+def test_held_out_curve_is_recorded_during_each_stage(trained):
+    _, _, metrics = trained
+    curve = metrics["eval_curve"]
+    # every 2 steps, plus the end of a stage that 2 does not divide
+    assert [(c["stage"], c["step"]) for c in curve] == [("stage1", 2), ("stage1", 3), ("stage2", 2)]
+    assert all(0.0 <= c["seed/ranking_accuracy"] <= 1.0 and -1.0 <= c["seed/similarity_correlation"] <= 1.0 for c in curve)
 
 
 def test_exported_folder_reloads_offline_and_encodes_identically(trained, tmp_path):
