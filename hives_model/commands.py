@@ -92,16 +92,15 @@ def eval_hives(
 
     hives = SentenceTransformer(str(model_dir))
     base = load_sentence_model(base_name)
+    emb: dict[str, np.ndarray] = {}
     result = compare_models({"hives": hives, "base": base}, rows, probe_rows, seed=int(p.get("seed", 42)),
-                            max_anchors=int(p.get("max_anchors", 1000)))
+                            max_anchors=int(p.get("max_anchors", 1000)), embeddings=emb)
     typer.echo(format_table(result, title=f"HiVES vs base ({base_name}) on {data_path}, {len(rows)} rows"))
 
     plots = Path(p.get("plots", "plots/hives"))
-    emb = hives.encode(rows["text"].tolist(), normalize_embeddings=True)
-    plot_value_space(emb, rows["theory"].tolist(), rows["value"].tolist(), plots / "value_space.png",
+    plot_value_space(emb["hives"], rows["theory"].tolist(), rows["value"].tolist(), plots / "value_space.png",
                      title="HiVES value space (PCA of held-out texts)")
-    base_emb = base.encode(rows["text"].tolist(), normalize_embeddings=True)
-    plot_value_space(base_emb, rows["theory"].tolist(), rows["value"].tolist(), plots / "value_space_base.png",
+    plot_value_space(emb["base"], rows["theory"].tolist(), rows["value"].tolist(), plots / "value_space_base.png",
                      title=f"Base model value space ({base_name})")
     lines = ["metric,model,value"]
     for key in ("ranking_accuracy", "ranking_accuracy_strict", "similarity_correlation", "orthogonality_mean"):
@@ -149,14 +148,14 @@ def profile(
     st = load_sentence_model(model)
     model_dir = Path(model) if Path(model).is_dir() else None
     protos = value_prototypes(st, model_dir)
-    profiles = value_profiles(st, texts, top=top, prototypes=protos)
+    emb = st.encode(texts, normalize_embeddings=True, convert_to_numpy=True)
+    profiles = value_profiles(st, texts, top=top, prototypes=protos, embeddings=emb)
     if out is not None:
         if out.suffix == ".parquet":
             write_parquet(profiles, out)
         else:
             write_text(profiles.to_csv(index=False), out)
     if plot is not None:
-        emb = st.encode(texts, normalize_embeddings=True)
         all_emb = np.concatenate([np.stack(protos["embedding"].to_numpy()), emb])
         theories = protos["theory"].tolist()
         values = protos["value"].tolist()

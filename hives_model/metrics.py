@@ -187,12 +187,17 @@ def evaluate_embeddings(emb: np.ndarray, rows: pd.DataFrame, *, train_emb: np.nd
 
 
 def compare_models(models: dict[str, object], rows: pd.DataFrame, train_rows: pd.DataFrame | None = None,
-                   seed: int = 42, max_anchors: int = 1000) -> dict:
-    """The metrics of every model on the same rows (and the same probe-train rows)."""
+                   seed: int = 42, max_anchors: int = 1000, embeddings: dict[str, np.ndarray] | None = None) -> dict:
+    """The metrics of every model on the same rows (and the same probe-train rows).
+
+    ``embeddings``: a dict to fill with each model's embeddings of ``rows`` (for plots), so nobody encodes twice.
+    """
     rows = rows.reset_index(drop=True)
     out = {}
     for name, model in models.items():
         emb = encode(model, rows["text"].tolist())
+        if embeddings is not None:
+            embeddings[name] = emb
         train_emb = encode(model, train_rows["text"].tolist()) if train_rows is not None and len(train_rows) else None
         out[name] = evaluate_embeddings(emb, rows, train_emb=train_emb,
                                         train_rows=train_rows.reset_index(drop=True) if train_emb is not None else None,

@@ -25,42 +25,62 @@ def value_prototypes(model, model_dir: str | Path | None = None) -> pd.DataFrame
     anchors: dict[str, list[str]] = {}
     if model_dir is not None and (Path(model_dir) / "hives_anchors.json").exists():
         anchors = json.loads((Path(model_dir) / "hives_anchors.json").read_text(encoding="utf-8"))["values"]
-    records = []
+    groups = []  # (value, direction, texts)
     for v in tax.values:
         for direction in (1, -1):
             texts = anchors.get(f"{v.name}|{direction:+d}")
             if texts is None:
                 texts = [f"{v.name.replace('_', ' ')}: {v.definition}"] if direction == 1 else []
-            if not texts:
-                continue
-            emb = model.encode(texts, normalize_embeddings=True, convert_to_numpy=True).mean(axis=0)
-            records.append({"theory": v.theory, "value": v.name, "direction": direction,
-                            "embedding": emb / (np.linalg.norm(emb) + 1e-12)})
+            if texts:
+                groups.append((v, direction, texts))
+    emb = model.encode([t for *_, texts in groups for t in texts], normalize_embeddings=True, convert_to_numpy=True)
+    records, start = [], 0
+    for v, direction, texts in groups:
+        mean = emb[start : start + len(texts)].mean(axis=0)
+        start += len(texts)
+        records.append({"theory": v.theory, "value": v.name, "direction": direction,
+                        "embedding": mean / (np.linalg.norm(mean) + 1e-12)})
     return pd.DataFrame(records)
 
 
 def value_profiles(model, texts: list[str], model_dir: str | Path | None = None, top: int = 3,
-                   prototypes: pd.DataFrame | None = None) -> pd.DataFrame:
-    """``PROFILE_COLUMNS``: ``top`` nearest values per theory for each text (rank 1 = nearest)."""
+                   prototypes: pd.DataFrame | None = None, embeddings: np.ndarray | None = None) -> pd.DataFrame:
+    """``PROFILE_COLUMNS``: ``top`` nearest values per theory for each text (rank 1 = nearest; ties by value name).
+
+    ``embeddings``: the texts' normalised embeddings when the caller already has them (else they are encoded).
+    """
     protos = prototypes if prototypes is not None else value_prototypes(model, model_dir)
-    emb = model.encode(list(texts), normalize_embeddings=True, convert_to_numpy=True)
-    proto_emb = np.stack(protos["embedding"].to_numpy())
-    sims = emb @ proto_emb.T  # (texts, prototypes)
-    out = []
+    texts = list(texts)
+    emb = embeddings if embeddings is not None else model.encode(texts, normalize_embeddings=True, convert_to_numpy=True)
+    sims = emb @ np.stack(protos["embedding"].to_numpy()).T  # (texts, prototypes)
+    proto_value = protos["value"].to_numpy()
+    proto_direction = protos["direction"].to_numpy()
+    rows = np.arange(len(texts))
+    frames = []
     for theory in THEORIES:
-        sub = protos.index[protos["theory"] == theory]
-        values = list(dict.fromkeys(protos.loc[sub, "value"]))
-        for t, text in enumerate(texts):
-            best = []
-            for value in values:
-                idx = protos.index[(protos["value"] == value)]
-                j = idx[np.argmax(sims[t, idx])]
-                best.append((float(sims[t, j]), value, int(protos.at[j, "direction"])))
-            best.sort(key=lambda b: (-b[0], b[1]))
-            for rank, (sim, value, direction) in enumerate(best[:top], start=1):
-                out.append({"row": t + 1, "text": text, "theory": theory, "rank": rank, "value": value,
-                            "similarity": round(sim, 4), "direction": direction})
-    return pd.DataFrame(out, columns=PROFILE_COLUMNS).sort_values(["row", "theory", "rank"], kind="stable").reset_index(drop=True)
+        values = sorted(set(protos.loc[protos["theory"] == theory, "value"]))
+        if not values:
+            continue
+        # per value: the nearer of its prototypes (support, oppose) gives the similarity and the direction
+        value_sim = np.empty((len(texts), len(values)))
+        value_dir = np.empty((len(texts), len(values)), dtype=int)
+        for k, value in enumerate(values):
+            idx = np.flatnonzero(proto_value == value)
+            nearest = idx[np.argmax(sims[:, idx], axis=1)]
+            value_sim[:, k], value_dir[:, k] = sims[rows, nearest], proto_direction[nearest]
+        order = np.argsort(-value_sim, axis=1, kind="stable")[:, :top]  # values are sorted: ties go by name
+        n = order.shape[1]
+        frames.append(pd.DataFrame({
+            "row": np.repeat(rows + 1, n),
+            "text": np.repeat(np.asarray(texts, dtype=object), n),
+            "theory": theory,
+            "rank": np.tile(np.arange(1, n + 1), len(texts)),
+            "value": np.asarray(values)[order].ravel(),
+            "similarity": np.round(np.take_along_axis(value_sim, order, axis=1).ravel(), 4),
+            "direction": np.take_along_axis(value_dir, order, axis=1).ravel(),
+        }))
+    out = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=PROFILE_COLUMNS)
+    return out[PROFILE_COLUMNS].sort_values(["row", "theory", "rank"], kind="stable").reset_index(drop=True)
 
 
 def project_2d(emb: np.ndarray) -> np.ndarray:
