@@ -62,7 +62,7 @@ def eval_hives(
     from cards.model_card import render_model_card
     from hives_model.data import load_texts, training_rows
     from hives_model.export import export_release
-    from hives_model.metrics import compare_models, format_table
+    from hives_model.metrics import HEADLINE, compare_models, format_table
     from hives_model.onnx_export import OnnxEncoder
     from hives_model.profile import plot_value_space
     from hives_model.train import read_training_metrics
@@ -103,7 +103,7 @@ def eval_hives(
     plot_value_space(emb["base"], rows["theory"].tolist(), rows["value"].tolist(), plots / "value_space_base.png",
                      title=f"Base model value space ({base_name})")
     lines = ["metric,model,value"]
-    for key in ("ranking_accuracy", "ranking_accuracy_strict", "similarity_correlation", "orthogonality_mean"):
+    for key, _ in HEADLINE:
         for name in ("hives", "base"):
             if result[name][key] is not None:
                 lines.append(f"{key},{name},{result[name][key]:.4f}")
