@@ -154,7 +154,8 @@ def train_hives(cfg: HivesTrainConfig, evaluator=None, eval_steps: int | None = 
             if stage.steps <= 0:
                 continue
             trainer = SentenceTransformerTrainer(
-                model=model, args=_trainer_args(stage, cfg, os.path.join(scratch, name), name, eval_steps),
+                model=model, args=_trainer_args(stage, cfg, os.path.join(scratch, name), name,
+                                                 eval_steps if evaluator is not None else None),
                 train_dataset=dataset, loss=loss, evaluator=evaluator,
             )
             if evaluator is not None:
