@@ -90,7 +90,8 @@ def test_every_prompt_answered_once_retries_and_refusal(tmp_path, project_root, 
         assert pd.read_parquet(tmp_path / "responses.parquet").equals(df)
 
 
-def test_killed_run_resumes_without_duplicates_or_losses(tmp_path, project_root):
+def test_killed_run_resumes_without_duplicates_or_losses(tmp_path, project_root, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # the in-process rerun writes its metrics and rejects under the working directory
     env = {**os.environ, "PYTHONPATH": str(project_root), "OMP_NUM_THREADS": "1"}
     with LoopbackChatServer(gate_after=12) as server:
         params = write_setup(tmp_path, server.base_url, project_root)
