@@ -18,6 +18,11 @@ from hives_model.data import L, label_match
 LEVELS = 3
 
 
+def _embed(model: nn.Module, sentence_features: Iterable[dict[str, Tensor]]) -> Tensor:
+    """The batch's sentence embeddings: every HiVES loss sees one text column."""
+    return model(next(iter(sentence_features)))["sentence_embedding"]
+
+
 def _pair_masks(labels: Tensor) -> tuple[Tensor, Tensor]:
     """(same_text, opposite) boolean (n, n) masks.
 
@@ -78,7 +83,7 @@ class HierarchicalContrastiveLoss(nn.Module):
         self.level_weight_base = level_weight_base
 
     def forward(self, sentence_features: Iterable[dict[str, Tensor]], labels: Tensor) -> Tensor:
-        embeddings = self.model(next(iter(sentence_features)))["sentence_embedding"]
+        embeddings = _embed(self.model, sentence_features)
         return self.loss_from_embeddings(embeddings, labels)
 
     def anchor_costs(self, embeddings: Tensor, labels: Tensor) -> list[tuple[Tensor, Tensor] | None]:
@@ -164,7 +169,7 @@ class AnchorAlignmentLoss(nn.Module):
         self.temperature = temperature
 
     def forward(self, sentence_features: Iterable[dict[str, Tensor]], labels: Tensor) -> Tensor:
-        embeddings = self.model(next(iter(sentence_features)))["sentence_embedding"]
+        embeddings = _embed(self.model, sentence_features)
         return self.loss_from_embeddings(embeddings, labels)
 
     def row_keys(self, labels: Tensor) -> list[tuple[int, int] | None]:
@@ -218,7 +223,7 @@ class HiVESAlignmentLoss(nn.Module):
         self.lambda_theory = lambda_theory
 
     def forward(self, sentence_features: Iterable[dict[str, Tensor]], labels: Tensor) -> dict[str, Tensor]:
-        embeddings = self.model(next(iter(sentence_features)))["sentence_embedding"]
+        embeddings = _embed(self.model, sentence_features)
         return {
             "hierarchical": self.hierarchical.loss_from_embeddings(embeddings, labels),
             "individual": self.lambda_individual * self.individual.loss_from_embeddings(embeddings, labels),
