@@ -20,7 +20,8 @@ TINY = {
     "train_hives": {"stage1": {"steps": 12}, "stage2": {"steps": 4}},
     "eval_hives": {"check_texts": 40},
     "steer": {"max_queries": 3},
-    "eval_evaluator": {"judges": ["embedding"], "sampling": ["bucket", "adaptive"], "repeats": 2},
+    "train_judge": {"steps": 30},
+    "eval_evaluator": {"judges": ["embedding", "cross"], "sampling": ["bucket", "adaptive"], "repeats": 2},
 }
 
 
@@ -69,7 +70,7 @@ def repro(clone: Path) -> str:
 
 def test_repro_ingests_the_seed_corpus(clone, repro):
     texts = pd.read_parquet(clone / "data" / "texts.parquet")
-    assert len(texts) >= 384 and texts["value"].nunique() == 32
+    assert len(texts) >= 32 * 60 and texts["value"].nunique() == 32
     metrics = json.loads((clone / "metrics" / "ingest.json").read_text())
     assert metrics["texts"] == len(texts) and metrics["rejected"] == 0
 
@@ -96,6 +97,17 @@ def test_repro_trains_and_exports_hives(clone, repro):
     assert {"hives", "base"} <= set(metrics)
 
 
+def test_repro_trains_the_judge_and_measures_it_beside_the_others(clone, repro):
+    from sentence_transformers import CrossEncoder
+
+    judge = CrossEncoder(str(clone / "release" / "judge"), device="cpu")
+    assert judge.predict([("benevolence", "I kept my promise to my sister.")]).shape == (1,)
+    assert (clone / "release" / "judge" / "vidb_calibration.json").exists()
+    evaluator = json.loads((clone / "metrics" / "evaluator.json").read_text())
+    assert {"embedding", "cross"} <= set(evaluator["judges"])
+    assert evaluator["judges"]["cross"]["rating"]["pairwise_accuracy"] is not None
+
+
 def test_repro_measures_the_evaluator_and_the_steering_controls(clone, repro):
     evaluator = json.loads((clone / "metrics" / "evaluator.json").read_text())
     assert evaluator["judges"]
@@ -109,7 +121,7 @@ def test_repro_measures_the_evaluator_and_the_steering_controls(clone, repro):
 def test_repro_publishes_a_dry_run_receipt(clone, repro):
     receipt = json.loads((clone / "release" / "receipt.json").read_text())
     assert receipt["mode"] == "dry-run" and receipt["tag"].startswith("v")
-    assert {"vidb", "hives"} <= set(receipt["artifacts"])
+    assert {"vidb", "hives", "judge"} <= set(receipt["artifacts"])
 
 
 def test_second_repro_does_nothing(clone, repro):

@@ -8,3 +8,4 @@ import valueflow.judges.embedding  # noqa: F401
 import valueflow.judges.chat  # noqa: F401
 import valueflow.judges.probe  # noqa: F401
 import valueflow.judges.transformers_judge  # noqa: F401
+import valueflow.judges.cross  # noqa: F401
