@@ -26,6 +26,7 @@ def train_hives(
     out: Path | None = typer.Option(None, "--out", help="Override params: folder of the trained model."),
     stage1_steps: int | None = typer.Option(None, "--stage1-steps", help="Override params: stage-1 steps."),
     stage2_steps: int | None = typer.Option(None, "--stage2-steps", help="Override params: stage-2 steps."),
+    checkpoint_steps: int | None = typer.Option(None, "--checkpoint-steps", help="Save a resumable checkpoint every N steps; a rerun resumes."),
 ) -> None:
     """Train HiVES (stage 1 hierarchical contrastive, stage 2 anchor alignment) and save it as a sentence-transformers folder."""
     from hives_model.train import HivesTrainConfig
@@ -37,7 +38,7 @@ def train_hives(
     for stage, steps in (("stage1", stage1_steps), ("stage2", stage2_steps)):
         if steps is not None:
             p[stage] = {**p.get(stage, {}), "steps": steps}
-    cfg = HivesTrainConfig.from_params(p, data=data, base_model=base_model, out=out)
+    cfg = HivesTrainConfig.from_params(p, data=data, base_model=base_model, out=out, checkpoint_steps=checkpoint_steps)
     _, metrics = run(cfg)
     write_metrics("train_hives", metrics)
     typer.echo(f"trained on {metrics['rows']} rows ({metrics['rows_per_theory']}); "

@@ -249,8 +249,7 @@ def oracle_embeddings(labels: np.ndarray) -> np.ndarray:
     direction, 2/4 on the same level_2, 1/4 on the same level_1 and 0 otherwise: exactly the order the metrics
     ask for. An unknown direction spreads its direction node over support, oppose and neutral (1/sqrt 3 each).
     """
-    n_nodes = int(labels[:, [*(L[f"prefix_{k}"] for k in (1, 2, 3)), *OTHER["prefix_1"], *OTHER["prefix_2"],
-                             *OTHER["prefix_3"]]].max()) + 1
+    n_nodes = max(len(level) for level in LabelSpace.from_taxonomy().prefixes)  # fixed by the taxonomy
     dims = 3 * n_nodes + 3 * n_nodes  # three path levels, then (level-3 node, support | oppose | neutral)
     out = np.zeros((len(labels), dims), dtype=np.float32)
     rows = np.arange(len(labels))
