@@ -112,8 +112,11 @@ def test_repro_measures_the_evaluator_and_the_steering_controls(clone, repro):
     evaluator = json.loads((clone / "metrics" / "evaluator.json").read_text())
     assert evaluator["judges"]
     steering = json.loads((clone / "metrics" / "steering.json").read_text())
-    assert steering["models"]["oracle"]["median_monotonicity"] >= 0.8
-    assert abs(steering["models"]["null"]["median_slope"]) < 0.5
+    # held out: the oracle answers with VIDB test texts, scored by the cross judge trained on the train split only
+    assert steering["judge"].startswith("cross:")
+    oracle, null = steering["models"]["oracle"], steering["models"]["null"]
+    assert oracle["median_monotonicity"] >= 0.5 and oracle["median_slope"] >= 1.0
+    assert abs(null["median_slope"]) < 0.5
     for figure in ("dose_response.png", "composition_arrows.png", "composition_heatmap.png"):
         assert (clone / "plots" / "steering" / figure).stat().st_size > 10_000
 
