@@ -20,7 +20,6 @@ the builders' ingest into --work (cached), so nothing is written into the projec
 from __future__ import annotations
 
 import argparse
-import hashlib
 import os
 import sys
 import time
@@ -33,23 +32,17 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import pandas as pd
 import torch
 
-from valueflow.io import normalise_text, refdata_dir
+from valueflow.io import held_out_by_text_hash, normalise_text, refdata_dir
 
 
-def ingest_sources(work: Path) -> pd.DataFrame:
+def ingest_sources(work: Path, sources: tuple[str, ...] = ("touche23", "valuenet", "vidb_anchors")) -> pd.DataFrame:
+    """The real sources ingested by the builders' ingest into ``work`` (once; later runs read the cached file)."""
     from builders.ingest import IngestConfig, ingest
 
     path = work / "texts.parquet"
     if not path.exists():
-        ingest(IngestConfig(sources=["touche23", "valuenet", "vidb_anchors"], refdata=refdata_dir(),
-                            out=Path("texts.parquet"), root=work))
+        ingest(IngestConfig(sources=list(sources), refdata=refdata_dir(), out=Path("texts.parquet"), root=work))
     return pd.read_parquet(path)
-
-
-def held_out_valuenet(texts: pd.Series, fraction: float = 0.2) -> pd.Series:
-    """A fixed fifth of ValueNet by a hash of the text: the same split on every machine."""
-    h = texts.map(lambda t: int(hashlib.sha1(normalise_text(t).encode()).hexdigest()[:8], 16) / 0xFFFFFFFF)
-    return h < fraction
 
 
 def main() -> None:
@@ -95,7 +88,7 @@ def main() -> None:
     args.work.mkdir(parents=True, exist_ok=True)
     texts = ingest_sources(args.work)
     valuenet = texts[texts["source"] == "valuenet"]
-    vn_test = held_out_valuenet(valuenet["text"])
+    vn_test = held_out_by_text_hash(valuenet["text"])
     train = pd.concat([texts[texts["source"].isin(["touche23-training", "vidb_anchors"])], valuenet[~vn_test]])
     seen = set(train["text"].map(normalise_text))
     touche_val = texts[texts["source"] == "touche23-validation"]

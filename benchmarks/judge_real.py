@@ -21,7 +21,6 @@ evaluator; at most 20 minutes of training on 2 CPU cores; at least 200 texts per
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 import sys
@@ -30,29 +29,15 @@ from pathlib import Path
 
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import numpy as np
 import pandas as pd
+from hives_real import ingest_sources
 
-from valueflow.io import normalise_text, refdata_dir
+from valueflow.io import held_out_by_text_hash, normalise_text, refdata_dir
 
 PAPER_PAIRWISE = 0.842
-
-
-def held_out_by_hash(texts: pd.Series, fraction: float = 0.2) -> pd.Series:
-    """A fixed share of texts by a hash of the normalised text: the same split on every machine."""
-    h = texts.map(lambda t: int(hashlib.sha1(normalise_text(t).encode()).hexdigest()[:8], 16) / 0xFFFFFFFF)
-    return h < fraction
-
-
-def ingest_sources(work: Path) -> pd.DataFrame:
-    from builders.ingest import IngestConfig, ingest
-
-    path = work / "texts.parquet"
-    if not path.exists():
-        ingest(IngestConfig(sources=["valuenet", "vidb_anchors", "moral_stories"], refdata=refdata_dir(),
-                            out=Path("texts.parquet"), root=work))
-    return pd.read_parquet(path)
 
 
 def dev_stories(root: Path, n: int) -> pd.DataFrame:
@@ -122,11 +107,11 @@ def main() -> None:
     from valueflow.judges.cross import CALIBRATION_FILE, Calibration, CrossJudge
 
     args.work.mkdir(parents=True, exist_ok=True)
-    texts = ingest_sources(args.work)
+    texts = ingest_sources(args.work, ("valuenet", "vidb_anchors", "moral_stories"))
     texts["target"] = texts["reference_intensity"].astype(float).fillna(texts["direction"].astype(float) * 5.0)
     rows = texts[["text", "value", "target", "source"]].reset_index(drop=True)
     vn, vidb = rows[rows["source"] == "valuenet"], rows[rows["source"] == "vidb_anchors"]
-    vn_test, vidb_test = held_out_by_hash(vn["text"]), held_out_by_hash(vidb["text"])
+    vn_test, vidb_test = held_out_by_text_hash(vn["text"]), held_out_by_text_hash(vidb["text"])
     ms = rows[rows["source"] == "moral_stories"]
     ms = ms.sample(min(len(ms), args.moral_stories), random_state=0) if args.moral_stories else ms.iloc[:0]
     train = pd.concat([vn[~vn_test], vidb[~vidb_test], ms], ignore_index=True)

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from valueflow.judges.base import Judge, JudgeAnswer, register_judge
+from valueflow.judges.base import Judge, JudgeAnswer, answers_from_scores, register_judge
 from valueflow.taxonomy import get_taxonomy
 
 DEFAULT_JUDGE = Path("release/judge")
@@ -138,14 +138,7 @@ class CrossJudge(Judge):
         return np.array([self._cache[(name, t)] for t in texts], dtype=float)
 
     def rank_windows(self, value: str, windows: Sequence[Sequence[str]]) -> list[JudgeAnswer]:
-        flat = self.scores(value, [t for w in windows for t in w])
-        answers, start = [], 0
-        for w in windows:
-            s = flat[start : start + len(w)]
-            start += len(w)
-            digest = hashlib.sha1("\x1f".join([self.name, value, *w]).encode()).hexdigest()[:16]
-            answers.append(JudgeAnswer(tuple(int(i) for i in np.argsort(-s, kind="stable")), prompt_hash=digest))
-        return answers
+        return answers_from_scores(self.name, value, windows, self.scores(value, [t for w in windows for t in w]))
 
     def rate(self, value: str, texts: Sequence[str]) -> list[float | None]:
         if self.calibration is None:
