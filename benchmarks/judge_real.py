@@ -53,13 +53,6 @@ def dev_stories(root: Path, n: int) -> pd.DataFrame:
     ], ignore_index=True)
 
 
-def direct_scores(judge, rows: pd.DataFrame) -> np.ndarray:
-    out = np.full(len(rows), np.nan)
-    for value, idx in rows.groupby("value").indices.items():
-        out[idx] = [np.nan if x is None else x for x in judge.rate(value, rows["text"].iloc[idx].tolist())]
-    return out
-
-
 def evaluator_scores(judge, panel, rows: pd.DataFrame) -> np.ndarray:
     from evaluation.anchor_evaluator import AnchorEvaluator
 
@@ -101,7 +94,7 @@ def main() -> None:
         sys.exit("reference data not found: set VALUEFLOW_REFDATA or place it at ../shared/data")
 
     from evaluation.anchors import AnchorPanel
-    from evaluation.train_judge import JudgeTrainConfig, fit_judge
+    from evaluation.train_judge import JudgeTrainConfig, direct_ratings, fit_judge
     from valueflow.io import write_json
     from valueflow.judges import make_judge
     from valueflow.judges.cross import CALIBRATION_FILE, Calibration, CrossJudge
@@ -144,7 +137,7 @@ def main() -> None:
     results = {}
     for name, judge in judges.items():
         for label, rows_ in held.items():
-            results[(name, label, "direct")] = pairwise(direct_scores(judge, rows_), rows_)
+            results[(name, label, "direct")] = pairwise(direct_ratings(judge, rows_), rows_)
             results[(name, label, "evaluator")] = pairwise(evaluator_scores(judge, panel, rows_), rows_)
 
     print(f"\npairwise accuracy on held-out real data (panel: {len(panel_rows)} training VIDB texts; k = 6, m = 3)")
@@ -157,7 +150,7 @@ def main() -> None:
     # throughput on fresh judges (a judge caches each (value, text) it scored, which would make a second pass free)
     fresh = held["ValueNet"]
     t = time.perf_counter()
-    direct_scores(CrossJudge(str(args.out)), fresh)
+    direct_ratings(CrossJudge(str(args.out)), fresh)
     direct_rate = len(fresh) / (time.perf_counter() - t)
     t = time.perf_counter()
     evaluator_scores(CrossJudge(str(args.out)), panel, fresh)

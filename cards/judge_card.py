@@ -19,8 +19,8 @@ def _metadata(training: dict) -> str:
         index = [{"name": "VIDB judge", "results": [{
             "task": {"type": "text-ranking", "name": "Value intensity (direct rating)"},
             "dataset": {"name": "VIDB", "type": "valueflow/vidb", "split": training["held_out"]["split"]},
-            "metrics": [{"type": "pairwise_accuracy", "name": "Pairwise accuracy", "value": cross["pairwise_accuracy"]},
-                        {"type": "spearman", "name": "Spearman", "value": cross["spearman"]}]}]}]
+            "metrics": [{"type": "pairwise_accuracy", "name": "Pairwise accuracy", "value": cross["pairwise_accuracy"]}]
+            + ([{"type": "spearman", "name": "Spearman", "value": cross["spearman"]}] if cross.get("spearman") is not None else [])}]}]
     fields = {"language": "en", "license": "apache-2.0", "library_name": "sentence-transformers",
               "tags": ["sentence-transformers", "cross-encoder", "text-ranking", "human-values", "valueflow"],
               "datasets": ["valueflow/vidb"], "pipeline_tag": "text-ranking", "base_model": training.get("base_model"),

@@ -258,21 +258,24 @@ def train_judge(cfg: JudgeTrainConfig, echo=print) -> dict:
     return metrics
 
 
+def direct_ratings(judge, rows: pd.DataFrame) -> np.ndarray:
+    """Each row's direct rating by ``judge`` for its own value (NaN where the judge gave none)."""
+    out = np.full(len(rows), np.nan)
+    for value, idx in rows.groupby("value").indices.items():
+        out[idx] = [np.nan if x is None else x for x in judge.rate(value, rows["text"].iloc[idx].tolist())]
+    return out
+
+
 def rating_quality(judge, rows: pd.DataFrame, min_gap: float = 2.0) -> dict:
     """Direct-rating quality on labelled rows: pairwise accuracy (same value, targets >= ``min_gap`` apart) and
-    Spearman, the numbers the card and the benchmarks report."""
+    Spearman, the numbers the card reports."""
     from evaluation.eval_evaluator import pairwise_accuracy, spearman
 
-    pred = np.concatenate([np.asarray(judge_scores(judge, v, g["text"].tolist())) for v, g in rows.groupby("value")])
-    gold = np.concatenate([g["target"].to_numpy() for _, g in rows.groupby("value")])
-    groups = np.concatenate([[v] * len(g) for v, g in rows.groupby("value")])
-    return {"pairwise_accuracy": round(pairwise_accuracy(pred, gold, groups, min_gap), 4),
-            "spearman": round(spearman(pred, gold), 4), "min_gap": min_gap}
-
-
-def judge_scores(judge, value: str, texts: list[str]) -> list[float]:
-    """A judge's direct score of each text: its rating (every judge here rates)."""
-    return [np.nan if x is None else x for x in judge.rate(value, texts)]
+    rows = rows.reset_index(drop=True)
+    pred, gold = direct_ratings(judge, rows), rows["target"].to_numpy()
+    rho = spearman(pred, gold)
+    return {"pairwise_accuracy": round(float(pairwise_accuracy(pred, gold, rows["value"].to_numpy(), min_gap)), 4),
+            "spearman": None if rho is None or not np.isfinite(rho) else round(float(rho), 4), "min_gap": min_gap}
 
 
 def _plain(cfg: JudgeTrainConfig) -> dict:
