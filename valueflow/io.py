@@ -23,6 +23,10 @@ class InputError(ValueError):
     """
 
 
+class ConfigError(InputError):
+    """A setting (a params key, an option, an endpoint's key policy) cannot be used; the message names it and why."""
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path beside ``path`` and move it into place only if the block succeeds.

@@ -1,0 +1,140 @@
+"""The edges, as a new user and a hostile user would meet them (issue 15): every bad input a clear error or the
+right behaviour, secrets only where they belong, nothing lost and nothing duplicated.
+
+Each section replays one class of the issue's probes; all of it is fast (no model training, loopback only).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+from valueflow.io import ConfigError
+
+KEY = "sk-test-secret-0123456789"
+
+
+def anchor_table(seed_dir: Path, path: Path, value: str = "benevolence") -> Path:
+    """An anchor panel table (text, value, intensity) from the seed corpus' reference intensities."""
+    import pandas as pd
+
+    seed = pd.read_csv(seed_dir / "pvq.csv")
+    rows = seed[(seed["value"] == value) & seed["reference_intensity"].notna()]
+    rows.rename(columns={"reference_intensity": "intensity"})[["text", "value", "intensity"]].to_csv(path, index=False)
+    return path
+
+
+# --------------------------------------------------------------------------------------------------------------
+# secrets: a key goes only to the endpoint it is configured for
+
+
+class HeaderRecorder:
+    """A loopback OpenAI-compatible server that records every request's Authorization header."""
+
+    def __init__(self) -> None:
+        self.auth: list[str | None] = []
+        recorder = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: object) -> None:
+                pass
+
+            def do_POST(self) -> None:
+                body = json.loads(self.rfile.read(int(self.headers.get("content-length", 0))))
+                recorder.auth.append(self.headers.get("Authorization"))
+                prompt = body["messages"][-1]["content"]
+                found = re.search(r"Below are (\d+) texts", prompt)
+                content = "[" + ", ".join(str(i + 1) for i in range(int(found.group(1)))) + "]" if found else "ok"
+                data = json.dumps({"choices": [{"message": {"content": content}, "finish_reason": "stop"}]}).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.fixture()
+def recorder():
+    r = HeaderRecorder()
+    yield r
+    r.close()
+
+
+def _rank(judge) -> None:
+    answers = judge.rank_windows("benevolence", [["She helped.", "He hurt them.", "A chair."]])
+    assert answers[0].order is not None
+
+
+def test_the_openai_key_is_not_sent_to_an_arbitrary_host(recorder, tmp_path, monkeypatch):
+    from valueflow.judges import make_judge
+
+    monkeypatch.setenv("OPENAI_API_KEY", KEY)
+    _rank(make_judge(f"chat:m@{recorder.url}", cache_dir=tmp_path / "cache"))
+    assert recorder.auth == [None]
+
+
+def test_a_key_goes_to_the_endpoint_configured_for_it_and_into_no_file(recorder, tmp_path, monkeypatch):
+    from valueflow.judges import make_judge
+
+    monkeypatch.setenv("MY_SERVER_KEY", KEY)
+    _rank(make_judge(f"chat:m@{recorder.url}", cache_dir=tmp_path / "cache", api_key_env="MY_SERVER_KEY"))
+    assert recorder.auth == [f"Bearer {KEY}"]
+    written = [p for p in tmp_path.rglob("*") if p.is_file()]
+    assert written and not any(KEY in p.read_text(errors="replace") for p in written)
+
+
+def test_a_key_is_refused_over_plain_http_to_a_remote_host_unless_allowed(monkeypatch, tmp_path):
+    from evaluation.backends import OpenAIBackend
+    from valueflow.judges import make_judge
+
+    monkeypatch.setenv("MY_SERVER_KEY", KEY)
+    with pytest.raises(ConfigError, match=r"refusing to send \$MY_SERVER_KEY over plain http to gpu-box.example"):
+        make_judge("chat:m@http://gpu-box.example:8000/v1", api_key_env="MY_SERVER_KEY", cache_dir=None)
+    with pytest.raises(ConfigError, match="plain http"):
+        OpenAIBackend(model="m", base_url="http://gpu-box.example:8000/v1", api_key_env="MY_SERVER_KEY")
+    # explicitly allowed, or https, or without a key: fine (nothing is sent here)
+    make_judge("chat:m@http://gpu-box.example:8000/v1", api_key_env="MY_SERVER_KEY", allow_insecure_http=True, cache_dir=None)
+    make_judge("chat:m@https://gpu-box.example/v1", api_key_env="MY_SERVER_KEY", cache_dir=None)
+    OpenAIBackend(model="m", base_url="http://gpu-box.example:8000/v1")
+
+
+def test_the_steering_backend_sends_no_implicit_key(recorder, monkeypatch):
+    from evaluation.backends import GenerationRequest, OpenAIBackend
+
+    monkeypatch.setenv("OPENAI_API_KEY", KEY)
+    monkeypatch.setenv("STEER_KEY", "sk-steer")
+    got = []
+    req = GenerationRequest(response_id="r1", messages=({"role": "user", "content": "hi"},), query_id="q1")
+    OpenAIBackend(model="m", base_url=recorder.url, max_retries=0).generate([req], got.append)
+    OpenAIBackend(model="m", base_url=recorder.url, max_retries=0, api_key_env="STEER_KEY").generate([req], got.append)
+    assert [g.error for g in got] == [None, None]
+    assert recorder.auth == [None, "Bearer sk-steer"]
+
+
+def test_cli_evaluate_with_a_chat_judge_leaks_no_key(recorder, tmp_path, monkeypatch, seed_dir):
+    from typer.testing import CliRunner
+
+    from valueflow.cli import app
+
+    monkeypatch.setenv("OPENAI_API_KEY", KEY)
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "t.csv").write_text("text\nShe shared her lunch with a stranger.\n")
+    anchor_table(seed_dir, tmp_path / "anchors.csv")
+    res = CliRunner().invoke(app, ["evaluate", "t.csv", "-v", "benevolence", "--judge", f"chat:m@{recorder.url}",
+                                   "--vidb", "anchors.csv", "--out", "s.parquet", "--log", "calls.jsonl"])
+    assert res.exit_code == 0, res.output
+    assert recorder.auth and set(recorder.auth) == {None}
+    assert KEY not in res.output and KEY not in (tmp_path / "calls.jsonl").read_text()
