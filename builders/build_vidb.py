@@ -34,7 +34,7 @@ import pandas as pd
 from builders.aggregate import read_valid_rankings
 from validation.rejects import RejectSink, validate_rows
 from validation.schemas import RANKING_COLUMNS, SPLITS, TextsSchema, UtilitiesSchema, VidbSchema
-from valueflow.io import read_table, write_json, write_metrics, write_parquet
+from valueflow.io import read_table, stage_records, write_json, write_metrics, write_parquet
 
 VIDB_COLUMNS = list(VidbSchema.to_schema().columns)
 
@@ -54,9 +54,11 @@ class BuildConfig:
     max_reference_gap: float = 5.0
     max_direction_conflict: float = 3.0  # direction +1 but intensity below -3 (or the mirror) is a conflict
     max_ci_width: float = 12.0
-    collect_metrics: Path = Path("metrics/collect.json")  # k, m and judges, for the card
-    aggregate_metrics: Path = Path("metrics/aggregate.json")  # reliabilities and the prior, for the card
-    rejected_dir: Path = Path("data/rejected")  # every stage's rejects, counted in the card
+    # the records of the runs that made the inputs (None: where those runs wrote them, valueflow.io.stage_records:
+    # metrics/<stage>.json for the pipeline's files, <input>.metrics.json beside an ad-hoc run's)
+    collect_metrics: Path | None = None  # k, m and judges, for the card
+    aggregate_metrics: Path | None = None  # reliabilities and the prior, for the card
+    rejected_dir: Path | None = None  # a folder of every stage's rejects, counted in the card
     prior_sd: float | None = None
     root: Path = Path(".")
 
@@ -152,7 +154,7 @@ def _flags(df: pd.DataFrame, cfg: BuildConfig) -> pd.Series:
 def build_vidb(cfg: BuildConfig) -> tuple[pd.DataFrame, dict]:
     """Calibrate, flag, split and write ``release/vidb`` (data files and stats.json; the card is rendered after)."""
     started = time.perf_counter()
-    sink = RejectSink("build_vidb", root=cfg.root)
+    sink = RejectSink("build_vidb", root=cfg.root, out=cfg.out_dir)
     texts = validate_rows(
         read_table(cfg.root / cfg.texts, required=tuple(TextsSchema.to_schema().columns)), TextsSchema, sink, file=str(cfg.texts)
     )
@@ -216,7 +218,7 @@ def build_vidb(cfg: BuildConfig) -> tuple[pd.DataFrame, dict]:
         "rejected": sink.count,
         "seconds": round(time.perf_counter() - started, 3),
     }
-    write_metrics("build_vidb", metrics, cfg.root)
+    write_metrics("build_vidb", metrics, cfg.root, out=cfg.out_dir)
     return full, stats
 
 
@@ -307,22 +309,27 @@ def _build_info(cfg: BuildConfig, rankings: pd.DataFrame, sink: RejectSink) -> d
     import json
 
     def load(path: Path) -> dict:
-        path = cfg.root / path
         return json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
 
-    collected, aggregated = load(cfg.collect_metrics), load(cfg.aggregate_metrics)
+    # each input's own run records: an ad-hoc build over ad-hoc inputs never reads the pipeline's
+    made_by = {"ingest": cfg.texts, "collect": cfg.rankings, "aggregate": cfg.utilities}
+    records = {stage: stage_records(stage, path, cfg.root) for stage, path in made_by.items()}
+    collected = load(cfg.root / cfg.collect_metrics if cfg.collect_metrics else records["collect"][0])
+    aggregated = load(cfg.root / cfg.aggregate_metrics if cfg.aggregate_metrics else records["aggregate"][0])
     reliability = aggregated.get("judge_reliability", {})
     judges = {
         name: {"rankings": int(n), "reliability": reliability.get(name)}
         for name, n in rankings["judge"].value_counts().sort_index().items()
     }
     rejected: dict[str, dict[str, int]] = {}
-    folder = cfg.root / cfg.rejected_dir
-    for path in sorted(folder.glob("*.parquet")) if folder.exists() else []:
-        if path.stem == "build_vidb":
-            continue
+    if cfg.rejected_dir is not None:
+        folder = cfg.root / cfg.rejected_dir
+        sinks = {p.stem: p for p in sorted(folder.glob("*.parquet")) if p.stem != "build_vidb"} if folder.exists() else {}
+    else:
+        sinks = {stage: rec[1] for stage, rec in records.items() if rec[1].exists()}
+    for stage, path in sinks.items():
         frame = pd.read_parquet(path, columns=["reason"])
-        rejected[path.stem] = {str(r): int(n) for r, n in frame["reason"].value_counts().items()}
+        rejected[stage] = {str(r): int(n) for r, n in frame["reason"].value_counts().items()}
     rejected["build_vidb"] = sink.counts_by_reason()
     return {
         "k": collected.get("k"),

@@ -110,7 +110,7 @@ def collect(cfg: CollectConfig, judges: list[Judge] | None = None) -> tuple[pd.D
     from tqdm.auto import tqdm
 
     started = time.perf_counter()
-    sink = RejectSink("collect", root=cfg.root)
+    sink = RejectSink("collect", root=cfg.root, out=cfg.out)
     raw = read_table(cfg.root / cfg.texts, required=tuple(TextsSchema.to_schema().columns))
     texts = validate_rows(raw, TextsSchema, sink, file=str(cfg.texts))
     values = sorted(texts["value"].unique()) if cfg.values is None else list(cfg.values)
@@ -181,5 +181,5 @@ def collect(cfg: CollectConfig, judges: list[Judge] | None = None) -> tuple[pd.D
         "rejected_by_reason": sink.counts_by_reason(),
         "seconds": round(time.perf_counter() - started, 3),
     }
-    write_metrics("collect", metrics, cfg.root)
+    write_metrics("collect", metrics, cfg.root, out=cfg.out)
     return rankings, metrics

@@ -53,7 +53,7 @@ def publish(
         **{f"{name}_{k}": a[k] for name, a in result["artifacts"].items() for k in ("n_files", "total_bytes")},
         "new_commits": sum(a.get("action") == "committed" for a in result["artifacts"].values()),
     }
-    write_metrics("publish", metrics)
+    write_metrics("publish", metrics, out=cfg.receipt)
     if result["mode"] == "push":
         write_release_record(cfg.history_dir, cfg.version, {
             name: {"repo_id": a["repo_id"], "commit": a.get("commit"), "stats": _artifact_stats(name, Path(a["folder"]))}

@@ -171,7 +171,7 @@ def evaluate_evaluator(cfg: EvalEvaluatorConfig, root: str | Path = ".") -> dict
 
         torch.set_num_threads(cfg.threads)  # small encoding batches: one thread is fastest on a shared machine
     panel = AnchorPanel.from_source(cfg.vidb, revision=cfg.revision)
-    sink = RejectSink("eval_evaluator", root)
+    sink = RejectSink("eval_evaluator", root, out=cfg.scores_out)
     for rec in panel.rejected.to_dict("records"):
         sink.rows.append({"stage": "eval_evaluator", **rec})
     gold, anchors = split_gold_and_anchors(panel, cfg)
@@ -223,8 +223,8 @@ def evaluate_evaluator(cfg: EvalEvaluatorConfig, root: str | Path = ".") -> dict
         "timings_s": {**timings, "total": round(time.perf_counter() - t0, 3)},
     }
     out = root / cfg.metrics_out
-    if out == root / "metrics" / "evaluator.json":
-        write_metrics("evaluator", metrics, root)
+    if out == root / "metrics" / "evaluator.json":  # the default: the pipeline's file, or beside an ad-hoc run's scores
+        write_metrics("evaluator", metrics, root, out=cfg.scores_out)
     else:
         from valueflow.io import write_json
 

@@ -41,7 +41,7 @@ def train_hives(
             p[stage] = {**p.get(stage, {}), "steps": steps}
     cfg = HivesTrainConfig.from_params(p, data=data, base_model=base_model, out=out)
     _, metrics = run(cfg)
-    write_metrics("train_hives", metrics)
+    write_metrics("train_hives", metrics, out=cfg.out)
     typer.echo(f"trained on {metrics['rows']} rows ({metrics['rows_per_theory']}); "
                f"{metrics['steps']['stage1']}+{metrics['steps']['stage2']} steps in {metrics['seconds']} s; "
                f"final losses {metrics['final_loss']}; saved to {cfg.out}")
@@ -80,7 +80,7 @@ def eval_hives(
     base_name = p.get("base_model") or training.get("config", {}).get("base_model", DEFAULT_BASE_MODEL)
     missing = p.get("missing_direction", training.get("config", {}).get("missing_direction", "unknown"))
 
-    sink = RejectSink("eval_hives")
+    sink = RejectSink("eval_hives", out=release_dir)
     rows = training_rows(load_texts(data_path, sink, split=p.get("split", "test")), missing, sink, file=str(data_path))
     probe_rows = None
     probe_path = p.get("probe_train")
@@ -126,7 +126,7 @@ def eval_hives(
             metrics["export"].update({"onnx_mean_cosine": float(cos.mean()), "onnx_min_cosine": float(cos.min())})
         typer.echo(f"exported {release_dir}: {json.dumps(metrics['export'])}")
     metrics["seconds"] = round(time.perf_counter() - started, 2)
-    write_metrics("hives", metrics)
+    write_metrics("hives", metrics, out=release_dir)
 
 
 def profile(

@@ -123,7 +123,7 @@ def train_hives(cfg: HivesTrainConfig, evaluator=None, eval_steps: int | None = 
         if stage.batch_size < 2:
             raise TrainingDataError(f"batch size {stage.batch_size} cannot hold an anchor and a positive (need >= 2)")
     model_path = resolve_model_path(cfg.base_model)  # refuses a local path that does not exist
-    sink = RejectSink("train_hives", root=cfg.root)
+    sink = RejectSink("train_hives", root=cfg.root, out=cfg.out)
     data_path = cfg.root / cfg.data
     texts = load_texts(data_path, sink, split=cfg.split)
     rows = training_rows(texts, cfg.missing_direction, sink, file=str(data_path))

@@ -138,3 +138,37 @@ def test_cli_evaluate_with_a_chat_judge_leaks_no_key(recorder, tmp_path, monkeyp
     assert res.exit_code == 0, res.output
     assert recorder.auth and set(recorder.auth) == {None}
     assert KEY not in res.output and KEY not in (tmp_path / "calls.jsonl").read_text()
+
+
+# --------------------------------------------------------------------------------------------------------------
+# ad-hoc runs never overwrite the pipeline's records
+
+
+def _seed_project(tmp_path: Path, seed_dir: Path) -> Path:
+    import shutil
+
+    shutil.copytree(seed_dir, tmp_path / "data" / "seed" / "texts")
+    for name in ("metrics/ingest.json", "metrics/collect.json", "data/rejected/ingest.parquet", "data/rejected/collect.parquet"):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text("PIPELINE")
+    return tmp_path
+
+
+def test_ad_hoc_runs_keep_their_records_beside_their_output(tmp_path, seed_dir):
+    from builders.collect import CollectConfig, collect
+    from builders.ingest import IngestConfig, ingest
+
+    root = _seed_project(tmp_path, seed_dir)
+    out = Path("elsewhere/texts.parquet")
+    ingest(IngestConfig(sources=["seed"], out=out, root=root))
+    collect(CollectConfig(texts=out, out=Path("elsewhere/rankings.parquet"), judges=["reference"], k=3, m=2,
+                          values=["benevolence"], store=Path("elsewhere/store"), root=root))
+    for name in ("metrics/ingest.json", "metrics/collect.json", "data/rejected/ingest.parquet", "data/rejected/collect.parquet"):
+        assert (root / name).read_text() == "PIPELINE", name
+    assert json.loads((root / "elsewhere/texts.parquet.metrics.json").read_text())["texts"] > 0
+    assert json.loads((root / "elsewhere/rankings.parquet.metrics.json").read_text())["k"] == 3
+    assert (root / "elsewhere/texts.parquet.rejected.parquet").exists()
+    assert (root / "elsewhere/rankings.parquet.rejected.parquet").exists()
+    # the pipeline's own run still writes the pipeline's records
+    ingest(IngestConfig(sources=["seed"], root=root))
+    assert json.loads((root / "metrics/ingest.json").read_text())["texts"] > 0

@@ -94,9 +94,55 @@ def _json_default(obj: object) -> object:
     raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
 
 
-def write_metrics(stage: str, metrics: dict, root: str | Path = ".") -> Path:
-    """``metrics/<stage>.json``: the stage's counts and timings, read by cards and ``dvc metrics show``."""
-    return write_json(metrics, Path(root) / "metrics" / f"{stage}.json")
+def pipeline_outputs() -> frozenset[str]:
+    """Every output path ``dvc.yaml`` declares (relative to the project root): the pipeline's own files."""
+    global _PIPELINE_OUTPUTS
+    if _PIPELINE_OUTPUTS is None:
+        import yaml
+
+        spec = PROJECT_ROOT / "dvc.yaml"
+        stages = (yaml.safe_load(spec.read_text(encoding="utf-8")) or {}).get("stages", {}) if spec.exists() else {}
+        outs = set()
+        for stage in stages.values():
+            for entry in stage.get("outs", []) or []:
+                outs.update([entry] if isinstance(entry, str) else entry)
+        _PIPELINE_OUTPUTS = frozenset(os.path.normpath(o) for o in outs)
+    return _PIPELINE_OUTPUTS
+
+
+_PIPELINE_OUTPUTS: frozenset[str] | None = None
+
+
+def stage_records(stage: str, out: str | Path | None, root: str | Path = ".", metrics_name: str | None = None) -> tuple[Path, Path]:
+    """Where a stage run writes its metrics and its rejected rows: ``(metrics file, rejected-rows file)``.
+
+    A pipeline run (its main output ``out`` is the one ``dvc.yaml`` declares, under ``root``) writes
+    ``metrics/<name>.json`` and ``data/rejected/<stage>.parquet`` there. An ad-hoc run (``--out`` or ``--params``
+    pointing elsewhere) writes ``<out>.metrics.json`` and ``<out>.rejected.parquet`` beside its output instead:
+    it must never overwrite the pipeline's records (``dvc checkout`` cannot restore uncached metrics, and the next
+    stage would read foreign rejected rows). Decided here once, for every stage.
+    """
+    root = Path(root)
+    name = metrics_name or stage
+    pipeline = (root / "metrics" / f"{name}.json", root / "data" / "rejected" / f"{stage}.parquet")
+    if out is None:
+        return pipeline
+    target = Path(out) if Path(out).is_absolute() else root / out
+    try:
+        relative = os.path.normpath(os.path.relpath(os.path.abspath(target), os.path.abspath(root)))
+    except ValueError:  # another drive (Windows)
+        relative = ""
+    if relative in pipeline_outputs():
+        return pipeline
+    return target.with_name(target.name + ".metrics.json"), target.with_name(target.name + ".rejected.parquet")
+
+
+def write_metrics(name: str, metrics: dict, root: str | Path = ".", out: str | Path | None = None) -> Path:
+    """The stage's counts and timings, read by cards and ``dvc metrics show`` (where: :func:`stage_records`).
+
+    ``name`` names the metrics file of a pipeline run (``metrics/<name>.json``); ``out`` is the run's main output.
+    """
+    return write_json(metrics, stage_records(name, out, root)[0])
 
 
 TABLE_SUFFIXES = (".csv", ".tsv", ".jsonl", ".json", ".parquet")
