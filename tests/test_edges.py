@@ -12,6 +12,7 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from valueflow.io import ConfigError
@@ -172,3 +173,83 @@ def test_ad_hoc_runs_keep_their_records_beside_their_output(tmp_path, seed_dir):
     # the pipeline's own run still writes the pipeline's records
     ingest(IngestConfig(sources=["seed"], root=root))
     assert json.loads((root / "metrics/ingest.json").read_text())["texts"] > 0
+
+
+# --------------------------------------------------------------------------------------------------------------
+# incremental collection: a grown corpus asks only windows that involve new texts
+
+
+@pytest.fixture(scope="module")
+def seed_texts(tmp_path_factory, seed_dir):
+    from builders.ingest import IngestConfig, ingest
+
+    texts, _ = ingest(IngestConfig(sources=["seed"], seed_dir=seed_dir, root=tmp_path_factory.mktemp("ingest")))
+    return texts
+
+
+class CountingJudge:
+    """Orders by text length and counts the windows it is asked."""
+
+    name = "counting:length@1"
+    transport_options = frozenset()
+
+    def __init__(self) -> None:
+        self.asked: list[tuple[str, ...]] = []
+
+    def answer_settings(self) -> dict:
+        return {}
+
+    def rank_windows(self, value, windows):
+        import numpy as np
+
+        from valueflow.judges import JudgeAnswer
+
+        self.asked += [tuple(w) for w in windows]
+        return [JudgeAnswer(tuple(int(i) for i in np.argsort([-len(t) for t in w], kind="stable"))) for w in windows]
+
+
+def test_growing_a_value_keeps_every_answer_and_asks_only_windows_with_new_texts(tmp_path, seed_texts):
+    from builders.collect import CollectConfig, collect
+
+    texts = seed_texts[seed_texts["value"] == "benevolence"].reset_index(drop=True)
+    (tmp_path / "data").mkdir()
+    texts.iloc[:-3].to_parquet(tmp_path / "data" / "texts.parquet", index=False)
+    cfg = CollectConfig(judges=[], k=4, m=3, root=tmp_path)
+    first, _ = collect(cfg, judges=[CountingJudge()])
+    texts.to_parquet(tmp_path / "data" / "texts.parquet", index=False)
+    judge = CountingJudge()
+    grown, _ = collect(cfg, judges=[judge])
+    text_of = dict(zip(texts["text_id"], texts["text"]))
+    new = {text_of[i] for i in texts["text_id"].iloc[-3:]}
+    assert set(first["ranking_id"]) <= set(grown["ranking_id"])  # every answered window still counts
+    assert judge.asked and all(new & set(w) and set(w) - new for w in judge.asked)  # new texts beside earlier ones
+    assert len(judge.asked) <= -(-3 * 3 // 3) + 1  # about 3 new texts x m / (k - 1) windows, not a full collection
+    appearances = pd.Series([i for w in grown["window"] for i in w]).value_counts()
+    assert appearances.reindex(texts["text_id"]).min() >= 3
+    assert not grown["ranking_id"].duplicated().any()
+    # a third run asks nothing
+    again = CountingJudge()
+    collect(cfg, judges=[again])
+    assert again.asked == []
+
+
+def test_the_resumption_key_covers_every_setting_that_changes_an_answer(tmp_path, seed_texts, recorder):
+    from builders.collect import CollectConfig, collect
+
+    texts = seed_texts[seed_texts["value"] == "benevolence"].head(8)
+    (tmp_path / "data").mkdir()
+    texts.to_parquet(tmp_path / "data" / "texts.parquet", index=False)
+    spec = f"chat:m@{recorder.url}"
+
+    def run(**options) -> int:
+        before = len(recorder.auth)
+        cfg = CollectConfig(judges=[spec], judge_options={spec: {"cache_dir": None, "concurrency": 1, **options}},
+                            k=4, m=2, root=tmp_path)
+        collect(cfg)
+        return len(recorder.auth) - before
+
+    asked = run()
+    assert asked > 0
+    assert run(timeout=7.0, max_retries=1) == 0  # transport settings: nothing asked again
+    assert run(temperature=0.7) == asked  # another temperature: other answers
+    assert run(seed=3) == asked

@@ -26,6 +26,13 @@ class Judge(abc.ABC):
 
     #: "<kind>:<model>@<version>", recorded with every ranking so results can be traced and cached
     name: str
+    #: constructor options that change how a judge is reached, never what it answers (a resumed collection that
+    #: changes them asks nothing again); every other option counts as part of the answer's key
+    transport_options: frozenset[str] = frozenset()
+
+    def answer_settings(self) -> dict:
+        """Settings beyond ``name`` that change the answers (sampling, endpoint): part of the resumption key."""
+        return {}
 
     @abc.abstractmethod
     def rank_windows(self, value: str, windows: Sequence[Sequence[str]]) -> list[JudgeAnswer]:

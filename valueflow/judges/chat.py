@@ -102,6 +102,9 @@ def parse_rating(reply: str) -> float:
 
 
 class ChatJudge(Judge):
+    transport_options = frozenset({"timeout", "max_retries", "backoff", "max_backoff", "reasks", "concurrency",
+                                   "cache_dir", "api_key_env", "allow_insecure_http"})
+
     """Ranks (and rates) texts with an OpenAI-compatible ``/chat/completions`` endpoint.
 
     Args:
@@ -160,6 +163,10 @@ class ChatJudge(Judge):
         self._client = httpx.Client(timeout=self.timeout, headers=headers, follow_redirects=False)
         self._lock = threading.Lock()
         self.stats = {"requests": 0, "cache_hits": 0, "retries": 0, "reasks": 0, "failures": 0}
+
+    def answer_settings(self) -> dict:
+        return {"base_url": self.base_url, "temperature": self.temperature, "seed": self.seed,
+                "max_tokens": self.max_tokens, "shuffle": self.shuffle, "prompt": PROMPT_VERSION}
 
     # -- transport ------------------------------------------------------------------------------------------
     def _count(self, key: str, n: int = 1) -> None:
