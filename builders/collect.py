@@ -140,15 +140,24 @@ class DesignStore:
 
 
 class RankingStore:
-    """Append-only chunks of collected rankings; the record of which windows are done."""
+    """Append-only chunks of collected rankings; the record of which windows are done.
+
+    One window's answer is one ranking, or several for a judge that answers with chains through tied labels:
+    those carry the window's ranking id with a ``.<n>`` suffix.
+    """
 
     def __init__(self, folder: Path) -> None:
         self.folder = folder
-        self.rows: dict[str, dict] = {}
+        self.rows: dict[str, list[dict]] = {}
         for part in sorted(folder.glob("part-*.parquet")) if folder.exists() else []:
-            for row in pd.read_parquet(part).to_dict("records"):
-                row["window"], row["order"] = [str(x) for x in row["window"]], [str(x) for x in row["order"]]
-                self.rows.setdefault(row["ranking_id"], row)
+            self._add(pd.read_parquet(part).to_dict("records"))
+
+    def _add(self, rows: list[dict]) -> None:
+        for row in rows:
+            row["window"], row["order"] = [str(x) for x in row["window"]], [str(x) for x in row["order"]]
+            answer = self.rows.setdefault(row["ranking_id"].split(".", 1)[0], [])
+            if all(r["ranking_id"] != row["ranking_id"] for r in answer):
+                answer.append(row)
 
     def __contains__(self, rid: str) -> bool:
         return rid in self.rows
@@ -158,8 +167,7 @@ class RankingStore:
             return
         name = f"part-{time.time_ns()}-{len(self.rows)}.parquet"
         write_parquet(pd.DataFrame(rows, columns=RANKING_COLUMNS), self.folder / name)
-        for row in rows:
-            self.rows.setdefault(row["ranking_id"], row)
+        self._add(rows)
 
 
 def _labels(texts: pd.DataFrame) -> dict[tuple[str, str], float]:
@@ -206,7 +214,8 @@ def collect(cfg: CollectConfig, judges: list[Judge] | None = None) -> tuple[pd.D
     options = {j.name: dict(cfg.judge_options.get(spec, {}) or {}) if spec else {} for j, spec in zip(judges, specs)}
     keys = {j.name: judge_key(j, options.get(j.name)) for j in judges}
     total = sum(len(w) for w in design.values()) * len(judges)
-    per_judge = {j.name: {"windows": 0, "collected": 0, "from_store": 0, "failed": 0, "seconds": 0.0} for j in judges}
+    per_judge = {j.name: {"windows": 0, "collected": 0, "from_store": 0, "failed": 0, "tied": 0,
+                             "seconds": 0.0} for j in judges}
     out_rows: list[dict] = []
     bar = tqdm(total=total, desc="collect", unit="window", disable=None)
     for value in values:
@@ -226,21 +235,26 @@ def collect(cfg: CollectConfig, judges: list[Judge] | None = None) -> tuple[pd.D
                 now = datetime.now(UTC).isoformat(timespec="seconds")
                 rows, failed = [], []
                 for (pos, rid, window), answer in zip(chunk, answers):
+                    if answer.order is not None and len(answer.order) < 2:  # answered: nothing to order (all tied)
+                        stats["tied"] += 1
+                        continue
                     if answer.order is None:
                         failed.append({"ranking_id": rid, "value": value, "judge": judge.name, "window": window,
                                        "reason": answer.error or "no answer", "raw": answer.raw or "", "pos": pos})
                         continue
-                    rows.append({"ranking_id": rid, "value": value, "judge": judge.name, "window": list(window),
-                                 "order": [window[p] for p in answer.order], "created_at": now,
-                                 "prompt_hash": answer.prompt_hash})
+                    for n, chain in enumerate((answer.order, *answer.also)):
+                        ranked = [window[p] for p in chain]  # a tie-aware judge ranks subsets of the window
+                        rows.append({"ranking_id": rid if n == 0 else f"{rid}.{n}", "value": value, "judge": judge.name,
+                                     "window": list(window) if len(ranked) == len(window) else sorted(ranked, key=window.index),
+                                     "order": ranked, "created_at": now, "prompt_hash": answer.prompt_hash})
                 store.append(rows)
-                stats["collected"] += len(rows)
+                stats["collected"] += len(chunk) - len(failed) - sum(a.order is not None and len(a.order) < 2 for a in answers)
                 stats["failed"] += len(failed)
                 for f in failed:  # "row": the window's number in this value's design
                     sink.add(pd.DataFrame([f]), f"judge gave no ranking: {f['reason']}", file=f"{judge.name} / {value}",
                              column="order", rows=pd.Series([f["pos"]]))
                 bar.update(len(chunk))
-            out_rows.extend(store.rows[rid] for rid in ids if rid in store)
+            out_rows.extend(row for rid in ids if rid in store for row in store.rows[rid])
     bar.close()
 
     rankings = pd.DataFrame(out_rows, columns=RANKING_COLUMNS)

@@ -71,7 +71,7 @@ def collect(
     _, metrics = run_collect(cfg)
     typer.echo(f"{metrics['rankings']} rankings of {metrics['n_values']} values (k={cfg.k}, m={cfg.m}) -> {cfg.out}")
     for name, s in metrics["judges"].items():
-        typer.echo(f"  {name}: {s['collected']} new, {s['from_store']} from the store, {s['failed']} failed")
+        typer.echo(f"  {name}: {s['collected']} new, {s['from_store']} from the store, {s['failed']} failed, {s['tied']} all tied (no order)")
 
 
 def aggregate(

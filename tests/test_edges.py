@@ -253,3 +253,91 @@ def test_the_resumption_key_covers_every_setting_that_changes_an_answer(tmp_path
     assert run(timeout=7.0, max_retries=1) == 0  # transport settings: nothing asked again
     assert run(temperature=0.7) == asked  # another temperature: other answers
     assert run(seed=3) == asked
+
+
+# --------------------------------------------------------------------------------------------------------------
+# ties: equal labels are never ordered, so they add no spread
+
+
+class CoinFlipReference:
+    """The reference judge as it was: ties broken by a (seeded) coin flip, the baseline for the spread test."""
+
+    name = "reference:coinflip@1"
+    transport_options = frozenset()
+
+    def __init__(self, labels) -> None:
+        self.labels = labels
+
+    def answer_settings(self) -> dict:
+        return {}
+
+    def rank_windows(self, value, windows):
+        import numpy as np
+
+        from valueflow.io import seeded_rng
+        from valueflow.judges import JudgeAnswer
+
+        out = []
+        for w in windows:
+            order = np.lexsort((seeded_rng(value, *w).random(len(w)), -np.array([self.labels[(value, t)] for t in w])))
+            out.append(JudgeAnswer(tuple(int(i) for i in order)))
+        return out
+
+
+def _spread(tmp_path: Path, texts: pd.DataFrame, judge) -> tuple[float, pd.DataFrame, dict]:
+    from builders.aggregate import AggregateConfig, aggregate
+    from builders.collect import CollectConfig, build_judges, collect
+
+    (tmp_path / "data").mkdir(parents=True, exist_ok=True)
+    texts.to_parquet(tmp_path / "data" / "texts.parquet", index=False)
+    cfg = CollectConfig(judges=["reference"], k=4, m=6, root=tmp_path)
+    judges = build_judges(cfg, texts) if judge is None else [judge]
+    rankings, metrics = collect(cfg, judges=judges)
+    utilities, _ = aggregate(AggregateConfig(root=tmp_path, anchor_judges=["reference"]))
+    u = utilities.merge(texts[["text_id", "direction"]], on="text_id")
+    return float(u.groupby("direction")["utility"].std().mean()), rankings, metrics
+
+
+def test_tied_labels_add_no_spread(tmp_path, seed_texts):
+    from builders.collect import _labels
+
+    texts = seed_texts[seed_texts["value"] == "benevolence"].assign(reference_intensity=float("nan")).reset_index(drop=True)
+    labels = _labels(texts)
+    text_label = {t: x for (_, t), x in labels.items()}
+    tie_aware, rankings, _ = _spread(tmp_path / "a", texts, None)
+    coin_flip, _, _ = _spread(tmp_path / "b", texts, CoinFlipReference(labels))
+    text_of = dict(zip(texts["text_id"], texts["text"]))
+    for order in rankings["order"]:  # strictly ordered: no ranking puts a text above an equal label
+        assert all(text_label[text_of[a]] > text_label[text_of[b]] for a, b in zip(order, order[1:]))
+    # on a random design some spread comes from who met whom; the coin flips' share of it is gone
+    assert tie_aware < 0.7 * coin_flip, (tie_aware, coin_flip)
+    # a value whose labels are all equal: no ranking at all, so no spread at all
+    same = texts[texts["direction"] == 1]
+    spread, rankings, metrics = _spread(tmp_path / "c", same, None)
+    assert rankings.empty and next(iter(metrics["judges"].values()))["tied"] == metrics["windows_per_judge"]
+
+
+def test_on_a_symmetric_design_tied_labels_get_identical_utilities():
+    import itertools
+
+    import numpy as np
+
+    from valueflow.judges.reference import ReferenceJudge
+    from valueflow.plackett_luce import RankingData, fit_plackett_luce
+
+    texts = [f"t{i}" for i in range(12)]
+    label = {t: (1.0, 0.0, -1.0)[i // 4] for i, t in enumerate(texts)}  # three groups of four tied texts
+    windows = [list(w) for w in itertools.combinations(texts, 4)]  # every text meets every other alike
+
+    def utilities(judge) -> np.ndarray:
+        orders = []
+        for w, a in zip(windows, judge.rank_windows("benevolence", windows)):
+            orders += [[texts.index(w[p]) for p in chain] for chain in ((a.order, *a.also) if a.order else ())]
+        return fit_plackett_luce(RankingData.from_orders(orders, n_items=len(texts))).utility
+
+    u = utilities(ReferenceJudge(labels=label))
+    groups = u.reshape(3, 4)
+    assert np.ptp(groups, axis=1).max() < 1e-4  # tied labels: no spread at all
+    assert groups[0].mean() > groups[1].mean() > groups[2].mean()
+    flipped = utilities(CoinFlipReference({("benevolence", t): x for t, x in label.items()}))
+    assert np.ptp(flipped.reshape(3, 4), axis=1).max() > 0.1  # the coin flips' spread, for contrast
