@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import hashlib
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -34,7 +35,7 @@ import pandas as pd
 from builders.aggregate import read_valid_rankings
 from validation.rejects import RejectSink, validate_rows
 from validation.schemas import RANKING_COLUMNS, SPLITS, TextsSchema, UtilitiesSchema, VidbSchema
-from valueflow.io import read_table, stage_records, write_json, write_metrics, write_parquet
+from valueflow.io import atomic_dir, read_table, stage_records, write_json, write_metrics, write_parquet
 
 VIDB_COLUMNS = list(VidbSchema.to_schema().columns)
 
@@ -151,8 +152,12 @@ def _flags(df: pd.DataFrame, cfg: BuildConfig) -> pd.Series:
     return pd.Series([";".join(r) for r in reasons], index=df.index, dtype=str)
 
 
-def build_vidb(cfg: BuildConfig) -> tuple[pd.DataFrame, dict]:
-    """Calibrate, flag, split and write ``release/vidb`` (data files and stats.json; the card is rendered after)."""
+def build_vidb(cfg: BuildConfig, card: Callable[[Path, dict], object] | None = None) -> tuple[pd.DataFrame, dict]:
+    """Calibrate, flag, split and write ``release/vidb`` (data files, stats.json and, with ``card``, the card).
+
+    ``card(folder, stats)`` writes the dataset card into the folder being built (the command passes the cards
+    package's renderer; a stage package does not import another's).
+    """
     started = time.perf_counter()
     sink = RejectSink("build_vidb", root=cfg.root, out=cfg.out_dir)
     texts = validate_rows(
@@ -184,27 +189,31 @@ def build_vidb(cfg: BuildConfig) -> tuple[pd.DataFrame, dict]:
     df["split"] = stratified_splits(df, cfg.split_fractions, cfg.seed)
     full = VidbSchema.validate(df[VIDB_COLUMNS], lazy=True)
 
-    out = cfg.root / cfg.out_dir
-    counts: dict[str, dict[str, int]] = {"full": {}, "filtered": {}}
-    for config, rows in (("full", full), ("filtered", full[full["in_filtered"]])):
-        for split in SPLITS:
-            part = rows[rows["split"] == split].reset_index(drop=True)
-            write_parquet(part, out / "data" / config / f"{split}.parquet")
-            counts[config][split] = len(part)
     # the raw rankings config holds the rankings the aggregate used; their rejects are already counted in
     # data/rejected/aggregate.parquet, so this sink is not written again
     rankings = read_valid_rankings(cfg.root / cfg.rankings, texts, RejectSink("aggregate"))
     rankings = rankings[RANKING_COLUMNS].reset_index(drop=True)
     for column in ("window", "order"):
         rankings[column] = rankings[column].map(list)
-    write_parquet(rankings, out / "data" / "rankings" / "train.parquet")
-    counts["rankings"] = {"train": len(rankings)}
 
+    # the release is built aside and swapped in whole, card included: a crash mid-build leaves the previous
+    # release as it was, never a mix that `publish` would push, and files of an older layout do not linger
+    counts: dict[str, dict[str, int]] = {"full": {}, "filtered": {}}
+    with atomic_dir(cfg.root / cfg.out_dir) as out:
+        for config, rows in (("full", full), ("filtered", full[full["in_filtered"]])):
+            for split in SPLITS:
+                part = rows[rows["split"] == split].reset_index(drop=True)
+                write_parquet(part, out / "data" / config / f"{split}.parquet")
+                counts[config][split] = len(part)
+        write_parquet(rankings, out / "data" / "rankings" / "train.parquet")
+        counts["rankings"] = {"train": len(rankings)}
+        stats = _stats(full, rankings, counts, calibrations, cfg)
+        stats["build"] = _build_info(cfg, rankings, sink)
+        write_json(stats, out / "stats.json")
+        if card is not None:
+            card(out, stats)
     _write_plot(full, cfg.root / cfg.plots_dir)
     sink.write()
-    stats = _stats(full, rankings, counts, calibrations, cfg)
-    stats["build"] = _build_info(cfg, rankings, sink)
-    write_json(stats, out / "stats.json")
     metrics = {
         "texts": stats["texts"],
         "filtered": stats["filtered"],

@@ -124,8 +124,9 @@ def build_vidb(
         except KeyError:
             pass
     cfg = BuildConfig(**kwargs)
-    _, stats = run_build(cfg)
-    card = write_dataset_card(cfg.out_dir, stats, repo_id=p.get("repo_id", "valueflow/vidb"))
+    repo_id = p.get("repo_id", "valueflow/vidb")
+    _, stats = run_build(cfg, card=lambda folder, s: write_dataset_card(folder, s, repo_id=repo_id))
+    card = cfg.out_dir / "README.md"
     typer.echo(f"VIDB: {stats['texts']} texts ({stats['filtered']} filtered, {stats['flagged']} flagged), "
                f"{stats['rankings']} rankings -> {cfg.out_dir} (card: {card})")
 

@@ -164,7 +164,6 @@ def train_hives(cfg: HivesTrainConfig, evaluator=None, eval_steps: int | None = 
             history[name] = [h for h in trainer.state.log_history if "loss" in h or "train_loss" in h]
 
     out = cfg.root / cfg.out
-    _save_atomically(model, out)
     sink.write()
     seconds = time.perf_counter() - started
     metrics = {
@@ -186,10 +185,9 @@ def train_hives(cfg: HivesTrainConfig, evaluator=None, eval_steps: int | None = 
         "config": _plain_config(cfg),
         "seconds": round(seconds, 2),
     }
-    write_json({"values": {f"{k[0]}|{k[1]:+d}": v for k, v in readable_values.items()},
-                "groups": {f"{k[0]}|{k[1]:+d}": v for k, v in readable_groups.items()}},
-               out / "hives_anchors.json")
-    write_json(metrics, out / "hives_training.json")
+    anchors = {"values": {f"{k[0]}|{k[1]:+d}": v for k, v in readable_values.items()},
+               "groups": {f"{k[0]}|{k[1]:+d}": v for k, v in readable_groups.items()}}
+    _save_atomically(model, out, {"hives_anchors.json": anchors, "hives_training.json": metrics})
     return model, metrics
 
 
@@ -198,10 +196,13 @@ def _plain_config(cfg: HivesTrainConfig) -> dict:
     return {k: (str(v) if isinstance(v, Path) else v) for k, v in d.items() if k != "root"}
 
 
-def _save_atomically(model, out: Path) -> None:
-    """Save into a sibling temp folder and swap it in, so a killed run never leaves a half-written model."""
+def _save_atomically(model, out: Path, records: dict[str, dict]) -> None:
+    """Save the model and its records into a sibling temp folder and swap it in whole, so a killed run never
+    leaves a half-written model, nor a new model beside the previous one's training record."""
     with atomic_dir(out) as tmp:
         model.save(str(tmp), create_model_card=False)
+        for name, record in records.items():
+            write_json(record, tmp / name)
 
 
 def read_training_metrics(model_dir: Path) -> dict:

@@ -341,3 +341,71 @@ def test_on_a_symmetric_design_tied_labels_get_identical_utilities():
     assert groups[0].mean() > groups[1].mean() > groups[2].mean()
     flipped = utilities(CoinFlipReference({("benevolence", t): x for t, x in label.items()}))
     assert np.ptp(flipped.reshape(3, 4), axis=1).max() > 0.1  # the coin flips' spread, for contrast
+
+
+# --------------------------------------------------------------------------------------------------------------
+# atomic releases: built aside, swapped in whole; a kill midway leaves the previous release intact
+
+KILLED_BUILD = """
+import os, signal, sys
+from pathlib import Path
+from builders.build_vidb import BuildConfig, build_vidb
+
+def card(folder, stats):
+    (folder / "README.md").write_text("half")
+    os.kill(os.getpid(), signal.SIGKILL)  # killed with the data written and the card half done
+
+build_vidb(BuildConfig(root=Path(sys.argv[1])), card=card)
+"""
+
+
+def _snapshot(folder: Path) -> dict[str, tuple[bytes, int]]:
+    return {str(p.relative_to(folder)): (p.read_bytes(), p.stat().st_mode & 0o777) for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_a_release_build_killed_midway_leaves_the_previous_release_intact(tmp_path, seed_texts, project_root):
+    import os
+    import subprocess
+    import sys
+
+    from builders.aggregate import AggregateConfig, aggregate
+    from builders.build_vidb import BuildConfig, build_vidb
+    from builders.collect import CollectConfig, collect
+    from cards.dataset_card import write_dataset_card
+
+    (tmp_path / "data").mkdir()
+    seed_texts[seed_texts["value"].isin(["benevolence", "justice"])].to_parquet(tmp_path / "data" / "texts.parquet", index=False)
+    collect(CollectConfig(judges=["reference"], k=4, m=3, root=tmp_path))
+    aggregate(AggregateConfig(root=tmp_path))
+    release = tmp_path / "release" / "vidb"
+    release.mkdir(parents=True)
+    (release / "stale_layout.parquet").write_text("from an older build")
+    build_vidb(BuildConfig(root=tmp_path), card=lambda folder, stats: write_dataset_card(folder, stats))
+    before = _snapshot(release)
+    assert "stale_layout.parquet" not in before and "README.md" in before and "stats.json" in before
+    mask = os.umask(0)
+    os.umask(mask)
+    assert {mode for _, mode in before.values()} == {0o666 & ~mask}  # normal file modes, not 0600
+    assert release.stat().st_mode & 0o777 == 0o777 & ~mask
+
+    env = {**os.environ, "PYTHONPATH": str(project_root)}
+    killed = subprocess.run([sys.executable, "-c", KILLED_BUILD, str(tmp_path)], env=env, capture_output=True, cwd=tmp_path)
+    assert killed.returncode == -9, killed.stderr.decode()[-2000:]
+    assert _snapshot(release) == before  # the previous release, whole
+
+    build_vidb(BuildConfig(root=tmp_path), card=lambda folder, stats: write_dataset_card(folder, stats))
+    assert _snapshot(release).keys() == before.keys()
+    assert sorted(p.name for p in release.parent.iterdir()) == ["vidb"]  # the killed build's folder is gone too
+
+
+def test_a_swap_killed_between_its_renames_is_recovered(tmp_path):
+    from valueflow.io import atomic_dir
+
+    target = tmp_path / "hives"
+    with atomic_dir(target) as tmp:
+        (tmp / "model.safetensors").write_text("v1")
+    target.rename(tmp_path / ".hives.old")  # the state a kill between the two renames leaves
+    with pytest.raises(RuntimeError):
+        with atomic_dir(target) as tmp:
+            raise RuntimeError("the next build fails")
+    assert (target / "model.safetensors").read_text() == "v1"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import glob
 import hashlib
 import json
 import os
@@ -39,6 +40,8 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     os.close(fd)
     try:
         yield Path(tmp)
+        if Path(tmp).is_file():  # mkstemp makes 0600: a release file must be readable like any other
+            os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
     finally:
         with contextlib.suppress(FileNotFoundError):
@@ -54,10 +57,16 @@ def atomic_dir(path: str | Path) -> Iterator[Path]:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
     old = path.with_name(f".{path.name}.old")
+    if old.exists() and not path.exists():  # a swap was killed between its two renames: the old folder is whole
+        old.rename(path)
+    for stale in path.parent.glob(f".{glob.escape(path.name)}.*"):  # folders of builds that were killed midway
+        if stale != old and stale.is_dir() and not stale.name.endswith(".tmp"):
+            shutil.rmtree(stale, ignore_errors=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
     try:
         yield tmp
+        _normal_modes(tmp)
         if old.exists():
             shutil.rmtree(old)
         if path.exists():
@@ -68,6 +77,30 @@ def atomic_dir(path: str | Path) -> Iterator[Path]:
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _umask() -> int:
+    global _UMASK
+    if _UMASK is None:  # read once: setting it to read it is not thread-safe
+        _UMASK = os.umask(0)
+        os.umask(_UMASK)
+    return _UMASK
+
+
+_UMASK: int | None = None
+
+
+def _normal_modes(folder: Path) -> None:
+    """0755 folders and 0644 files (less the umask): mkdtemp and mkstemp make them private to the builder."""
+    mask = _umask()
+    os.chmod(folder, 0o777 & ~mask)
+    for dirpath, dirnames, filenames in os.walk(folder):
+        for d in dirnames:
+            os.chmod(os.path.join(dirpath, d), 0o777 & ~mask)
+        for f in filenames:
+            p = os.path.join(dirpath, f)
+            if not os.path.islink(p):
+                os.chmod(p, (0o777 if os.access(p, os.X_OK) else 0o666) & ~mask)
 
 
 def write_parquet(df: pd.DataFrame, path: str | Path) -> Path:
