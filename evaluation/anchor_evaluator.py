@@ -621,15 +621,35 @@ def _progress(total: int, desc: str, enabled: bool):
 
 # --- recomputing from a log ----------------------------------------------------------------------------------
 def read_log(path: str | Path) -> list[dict]:
-    """The records of a JSONL log; a broken line is an error naming the file and line."""
+    """The records of a JSONL log; a broken line is an error naming the file and line.
+
+    A last line cut short (no newline: the run was killed while writing it) is the one exception: it is left
+    out and reported as a ``{"kind": "torn", "line": n}`` record, since every line before it is whole.
+    """
+    from valueflow.io import InputError
+
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: log not found")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as err:
+        raise InputError(f"{path}: not UTF-8 text (byte {err.start})") from None
+    lines = text.splitlines()
     out = []
-    for n, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), 1):
+    for n, line in enumerate(lines, 1):
         if not line.strip():
             continue
         try:
-            out.append(json.loads(line))
+            rec = json.loads(line)
         except json.JSONDecodeError as err:
-            raise ValueError(f"{path}: line {n} is not JSON: {err}") from None
+            if n == len(lines) and not text.endswith("\n"):
+                out.append({"kind": "torn", "line": n})
+                continue
+            raise InputError(f"{path}: line {n} is not JSON: {err}") from None
+        if not isinstance(rec, dict):
+            raise InputError(f"{path}: line {n} is not a log record (a JSON object)")
+        out.append(rec)
     return out
 
 
@@ -641,6 +661,7 @@ def rescore_from_log(path: str | Path, **overrides: float) -> pd.DataFrame:
     (value) wins. Every (item, value) seen in the log gets a row, in first-seen order.
     """
     records = read_log(path)
+    torn = [rec["line"] for rec in records if rec.get("kind") == "torn"]
     cfg: dict = {}
     items: dict[tuple[str, str], _Item] = {}
     modes: dict[tuple[str, str], str] = {}
@@ -653,6 +674,8 @@ def rescore_from_log(path: str | Path, **overrides: float) -> pd.DataFrame:
             continue
         if kind == "scale":
             fitted_scale[str(rec["value"])] = float(rec["scale"])
+            continue
+        if kind == "torn":
             continue
         key = (str(rec["item_id"]), str(rec["value"]))
         if kind == "item":  # every scored item is announced, also those never shown to the judge
@@ -681,7 +704,12 @@ def rescore_from_log(path: str | Path, **overrides: float) -> pd.DataFrame:
         if s.get("scale") == "auto":
             s["scale"] = fitted_scale.get(key[1], 1.0)
         s.update(overrides)
-        if it.missing is not None:  # missing before any judge call (empty text, no anchors)
+        m = int(settings[key].get("m") or 0)
+        done = len(it.rating_log) if modes[key] == "rating" else len(it.windows)
+        if it.missing is None and done < m:  # a killed run's log: say so instead of scoring from part of the windows
+            it.missing = (f"incomplete log: {done} of {m} {'ratings' if modes[key] == 'rating' else 'windows'} "
+                          "(the run stopped before this item was finished)")
+        if it.missing is not None:  # missing before any judge call (empty text, no anchors), or an incomplete log
             rows.append(_row(it, key[1], None, None, "[]"))
         elif modes[key] == "rating":
             intensity = float(np.mean(it.ratings)) if it.ratings else None
@@ -693,4 +721,6 @@ def rescore_from_log(path: str | Path, **overrides: float) -> pd.DataFrame:
             if fit.intensity is None:
                 it.missing = "no usable window: " + "; ".join(sorted({w.error or "" for w in it.windows}))[:500]
             rows.append(_row(it, key[1], fit.intensity, fit.se, json.dumps([w.to_json() for w in it.windows])))
-    return _frame(rows)
+    frame = _frame(rows)
+    frame.attrs["torn_lines"] = torn
+    return frame

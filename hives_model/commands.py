@@ -143,6 +143,8 @@ def profile(
     from valueflow.io import read_table, write_parquet, write_text
     from valueflow.models import load_sentence_model
 
+    if out is not None and out.suffix.lower() not in (".csv", ".parquet"):  # before any work: never CSV under another name
+        raise typer.BadParameter(f"{out}: unsupported format {out.suffix or '(none)'!r}; use .csv or .parquet", param_hint="--out")
     _threads()
     texts = read_table(file, required=("text",))["text"].astype(str).tolist()
     st = load_sentence_model(model)
@@ -151,7 +153,7 @@ def profile(
     emb = st.encode(texts, normalize_embeddings=True, convert_to_numpy=True)
     profiles = value_profiles(st, texts, top=top, prototypes=protos, embeddings=emb)
     if out is not None:
-        if out.suffix == ".parquet":
+        if out.suffix.lower() == ".parquet":
             write_parquet(profiles, out)
         else:
             write_text(profiles.to_csv(index=False), out)
