@@ -72,13 +72,25 @@ class Calibration:
     y: np.ndarray  # intensities at the knots
 
     def __call__(self, u: np.ndarray) -> np.ndarray:
+        """Intensity of utility ``u``: the map between the knots, and beyond the outermost knots a straight
+        continuation with the map's mean slope (clipped to [-10, 10]).
+
+        A flat continuation would give every text more extreme than the most extreme reference text the same
+        intensity and a zero-width interval, so ``uncertain`` could never fire in the tails.
+        """
         u = np.asarray(u, dtype=float)
         out = np.full(u.shape, np.nan)
         ok = ~np.isnan(u)
         if len(self.x) == 1:
             out[ok] = self.y[0]
-        else:
-            out[ok] = np.interp(u[ok], self.x, self.y)
+            return np.clip(out, -10.0, 10.0)
+        v = u[ok]
+        res = np.interp(v, self.x, self.y)
+        span = float(self.x[-1] - self.x[0])
+        slope = max(float(self.y[-1] - self.y[0]) / span, 0.0) if span > 0 else 0.0
+        res = np.where(v > self.x[-1], self.y[-1] + slope * (v - self.x[-1]), res)
+        res = np.where(v < self.x[0], self.y[0] + slope * (v - self.x[0]), res)
+        out[ok] = res
         return np.clip(out, -10.0, 10.0)
 
 
@@ -98,10 +110,16 @@ def fit_calibration(utility: np.ndarray, reference: np.ndarray, direction: np.nd
     neutral = placed & (direction == 0)
     centre = float(np.median(utility[neutral])) if neutral.any() else float(np.median(u))
     lo, hi = np.percentile(u, [2, 98])
-    scale = max(hi - centre, centre - lo)
-    if scale <= 0:
+    # each side gets its own scale: the 2nd percentile maps to -10 and the 98th to +10 (one common scale would
+    # leave the narrower side short of its end of the scale)
+    below, above = centre - lo, hi - centre
+    if below <= 0 and above <= 0:
         return Calibration("quantile", np.array([centre]), np.array([0.0]))
-    return Calibration("quantile", np.array([centre - scale, centre + scale]), np.array([-10.0, 10.0]))
+    if below <= 0:  # nothing below the centre: mirror the other side
+        below = above
+    if above <= 0:
+        above = below
+    return Calibration("quantile", np.array([centre - below, centre, centre + above]), np.array([-10.0, 0.0, 10.0]))
 
 
 # -- splits ----------------------------------------------------------------------------------------------------
@@ -222,8 +240,11 @@ def build_vidb(cfg: BuildConfig, card: Callable[[Path, dict], object] | None = N
         "rankings": stats["rankings"],
         "splits": counts,
         "calibration_methods": stats["calibration_methods"],
+        # consistency checks against the labels the build was made from (reference judge, calibration targets):
+        # not held-out quality, and labelled so wherever they are shown
         "spearman_vs_reference": stats["spearman_vs_reference"],
         "pairwise_accuracy_vs_direction": stats["pairwise_accuracy_vs_direction"],
+        "consistency_checks_are_in_sample": True,
         "rejected": sink.count,
         "seconds": round(time.perf_counter() - started, 3),
     }

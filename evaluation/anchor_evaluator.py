@@ -37,7 +37,7 @@ from valueflow.judges.base import Judge, JudgeAnswer
 
 SAMPLING_MODES = ("bucket", "random", "adaptive")
 MODES = ("ranking", "rating")
-SCORE_COLUMNS = ["item_id", "value", "intensity", "intensity_se", "judge_calls", "windows", "missing_reason"]
+SCORE_COLUMNS = ["item_id", "value", "intensity", "intensity_se", "judge_calls", "windows", "missing_reason", "censored"]
 LOG_VERSION = 1
 
 
@@ -154,7 +154,11 @@ def fit_anchored_utility(
     elif not (min(seen) <= intensity <= max(seen)):
         intensity, guard = float(np.clip(intensity, min(seen), max(seen))), "clamped"
     intensity = float(np.clip(intensity, -10.0, 10.0))
-    p = _sigmoid(intensity * scale - ls)
+    if guard in ("below_all", "above_all"):
+        # censored: the text lies beyond every anchor it met, so the score is a bound, not an estimate with an
+        # error bar; a Laplace SE at the guarded point would look precise where nothing was measured
+        return Fit(intensity, None, n, guard)
+    p = _sigmoid(u - ls)  # the SE of the MAP (also when the estimate was clamped into the anchors' range)
     info = float(np.sum(p * (1 - p))) + lam
     return Fit(intensity, float(1.0 / np.sqrt(info) / scale), n, guard)
 
@@ -572,7 +576,7 @@ class AnchorEvaluator:
                 fit = self._fit(it.windows) if it.missing is None else Fit(None, None, 0)
                 intensity, se = fit.intensity, fit.se
                 windows = json.dumps([w.to_json() for w in it.windows])
-            rows.append(_row(it, value, intensity, se, windows))
+            rows.append(_row(it, value, intensity, se, windows, "" if self.mode == "rating" else fit.guard))
         return _frame(rows)
 
     def _write_log(self, records: list[dict]) -> None:
@@ -591,9 +595,11 @@ def _finite(x: object) -> bool:
         return False
 
 
-def _row(it: _Item, value: str, intensity: float | None, se: float | None, windows: str) -> dict:
+def _row(it: _Item, value: str, intensity: float | None, se: float | None, windows: str, guard: str = "") -> dict:
     missing = it.missing if intensity is None else None
     return {
+        # "below_all" / "above_all": ranked beyond every anchor it met; the intensity is a bound and has no SE
+        "censored": guard if intensity is not None and guard in ("below_all", "above_all") else None,
         "item_id": it.item_id,
         "value": value,
         "intensity": np.nan if intensity is None else float(intensity),
@@ -609,7 +615,8 @@ def _frame(rows: list[dict]) -> pd.DataFrame:
 
     df = pd.DataFrame(rows, columns=SCORE_COLUMNS)
     df = df.astype({"intensity": float, "intensity_se": float, "judge_calls": "int64"})
-    df["missing_reason"] = df["missing_reason"].astype(object).where(df["missing_reason"].notna(), None)
+    for column in ("missing_reason", "censored"):
+        df[column] = df[column].astype(object).where(df[column].notna(), None)
     return ScoresSchema.validate(df, lazy=True)
 
 
@@ -720,7 +727,7 @@ def rescore_from_log(path: str | Path, **overrides: float) -> pd.DataFrame:
             fit = fit_anchored_utility(it.windows, **s)
             if fit.intensity is None:
                 it.missing = "no usable window: " + "; ".join(sorted({w.error or "" for w in it.windows}))[:500]
-            rows.append(_row(it, key[1], fit.intensity, fit.se, json.dumps([w.to_json() for w in it.windows])))
+            rows.append(_row(it, key[1], fit.intensity, fit.se, json.dumps([w.to_json() for w in it.windows]), fit.guard))
     frame = _frame(rows)
     frame.attrs["torn_lines"] = torn
     return frame

@@ -114,7 +114,9 @@ def eval_evaluator(
                 f"{spec[:21]:<22}{mode:<10}{_f(r['mae'])}{_f(r['spearman'])}{_f(r['sign_accuracy'])}"
                 f"{_f(r['pairwise_accuracy'])}{_f(r['stability_sd'])}{_f(r['calls_per_text'])}"
             )
-    typer.echo(f"test texts: {metrics['counts']['test_texts']}, anchors: {metrics['counts']['anchors']}; wrote metrics/evaluator.json")
+    for spec, note in metrics.get("judges_in_build", {}).items():
+        typer.echo(f"note: {spec}: {note}")
+    typer.echo(f"test texts: {metrics['counts']['test_texts']}, anchors: {metrics['counts']['anchors']}")
 
 
 def _f(x) -> str:

@@ -83,7 +83,9 @@ def test_calibration_fallback_without_reference_intensities():
     out = cal(u)
     assert cal.method == "quantile"
     assert np.isnan(out[-1]) and np.all(np.diff(out[:-1]) >= 0) and np.all(np.abs(out[:-1]) <= 10)
-    assert out[2] < 0 < out[3] and abs(out[2] + out[3]) < 1e-9  # the neutral texts' median utility maps to 0
+    assert out[2] < 0 < out[3] and cal(np.array([0.1]))[0] == 0  # the neutral texts' median utility maps to 0
+    lo, hi = np.percentile(u[:-1], [2, 98])
+    assert np.allclose(cal(np.array([lo, hi])), [-10, 10])  # both sides reach their end of the scale
 
 
 def test_isotonic_calibration_is_monotone_and_bounded():
@@ -94,6 +96,10 @@ def test_isotonic_calibration_is_monotone_and_bounded():
     grid = np.linspace(-20, 20, 401)
     out = cal(grid)
     assert cal.method == "isotonic" and np.all(np.diff(out) >= 0) and out.min() >= -10 and out.max() <= 10
+    # past the outermost knots it keeps rising (until the scale ends) instead of going flat
+    inner_lo, inner_hi = cal.x[0], cal.x[-1]
+    beyond = cal(np.array([inner_hi, inner_hi + 0.5, inner_lo - 0.5, inner_lo]))
+    assert (beyond[1] > beyond[0] or beyond[0] == 10) and (beyond[2] < beyond[3] or beyond[3] == -10)
 
 
 def test_splits_are_stratified_and_deterministic():
