@@ -35,9 +35,12 @@ def evaluate(
 
     from evaluation.anchor_evaluator import AnchorEvaluator, rescore_from_log
     from evaluation.anchors import AnchorPanel
-    from valueflow.io import InputError, read_table, write_parquet
+    from valueflow.io import InputError, check_writable, read_table, write_parquet
     from valueflow.judges import make_judge
 
+    check_writable(out)
+    if log is not None:
+        check_writable(log)
     if from_log is not None:
         scores = rescore_from_log(from_log)
         for line in scores.attrs.get("torn_lines", []):
@@ -72,9 +75,11 @@ def evaluate(
 
         sink = RejectSink("evaluate", root=Path("."), out=out)
         sink.rows = [{"stage": "evaluate", **r} for r in panel.rejected.to_dict("records")]
-        reasons = panel.rejected["reason"].str.replace(r"'.*'|-?\d+(\.\d+)?", "...", regex=True).value_counts()
+        by_column = panel.rejected["column"].value_counts()
         typer.echo(f"warning: {len(panel.rejected)} anchor row(s) of {panel.source} left out ("
-                   + "; ".join(f"{n}: {r}" for r, n in reasons.items()) + f"); listed in {sink.write()}", err=True)
+                   + ", ".join(f"{c}: {n}" for c, n in by_column.items())
+                   + f"; e.g. row {panel.rejected['row'].iloc[0]}: {panel.rejected['reason'].iloc[0]}); listed in {sink.write()}",
+                   err=True)
     j = make_judge(judge)
     scale_value: float | str = scale if scale == "auto" else float(scale)
     evaluator = AnchorEvaluator(

@@ -383,6 +383,8 @@ def test_a_release_build_killed_midway_leaves_the_previous_release_intact(tmp_pa
     build_vidb(BuildConfig(root=tmp_path), card=lambda folder, stats: write_dataset_card(folder, stats))
     before = _snapshot(release)
     assert "stale_layout.parquet" not in before and "README.md" in before and "stats.json" in before
+    card = (release / "README.md").read_text()
+    assert "consistency check, not held out: Spearman of intensity vs the reference intensities it was calibrated on" in card
     mask = os.umask(0)
     os.umask(mask)
     assert {mode for _, mode in before.values()} == {0o666 & ~mask}  # normal file modes, not 0600
@@ -409,3 +411,229 @@ def test_a_swap_killed_between_its_renames_is_recovered(tmp_path):
         with atomic_dir(target) as tmp:
             raise RuntimeError("the next build fails")
     assert (target / "model.safetensors").read_text() == "v1"
+
+
+# --------------------------------------------------------------------------------------------------------------
+# bad input files: one clear error line, exit code 2, nothing written
+
+
+def _cli(args: list[str], **env):
+    from typer.testing import CliRunner
+
+    from valueflow.cli import app
+
+    return CliRunner().invoke(app, args, env=env or None)
+
+
+@pytest.mark.parametrize(
+    "name, content, message",
+    [
+        ("missing.csv", None, "file not found"),
+        ("empty.csv", b"", "file is empty"),
+        ("header.csv", b"text,id\n", "only a header"),
+        ("latin1.csv", "text\ncaf\u00e9 au lait\n".encode("latin-1"), "not UTF-8"),
+        ("numbers.jsonl", b'{"text": "a real text"}\n{"text": 42}\n{"text": ["a", "list"]}\n', "row 2, column 'text': 42 is a int, not a text (2 such rows)"),
+        ("broken.parquet", b"PAR1 this is no parquet file", "cannot be parsed as parquet"),
+    ],
+)
+def test_a_bad_input_file_is_one_clear_error_and_writes_nothing(tmp_path, monkeypatch, name, content, message):
+    monkeypatch.chdir(tmp_path)
+    if content is not None:
+        (tmp_path / name).write_bytes(content)
+    res = _cli(["evaluate", name, "-v", "benevolence", "--out", "s.parquet"])
+    assert res.exit_code == 2, res.output
+    lines = [line for line in res.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error:") and name in lines[0] and message in lines[0], res.output
+    assert not (tmp_path / "s.parquet").exists()
+
+
+def test_an_unwritable_output_is_refused_before_any_work(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "t.csv").write_text("text\nShe shared her lunch.\n")
+    res = _cli(["evaluate", "t.csv", "-v", "benevolence", "--out", "t.csv/s.parquet"])
+    assert res.exit_code == 2 and res.output.startswith("error: t.csv/s.parquet: cannot be written"), res.output
+    (tmp_path / "folder").mkdir()
+    res = _cli(["evaluate", "t.csv", "-v", "benevolence", "--out", "folder"])
+    assert res.exit_code == 2 and "is a folder" in res.output
+
+
+def test_anchors_outside_the_scale_are_reported_and_kept_beside_the_scores(tmp_path, monkeypatch, seed_dir):
+    monkeypatch.chdir(tmp_path)
+    anchors = anchor_table(seed_dir, tmp_path / "anchors.csv")
+    frame = pd.read_csv(anchors)
+    frame.loc[0, "intensity"] = 14.0
+    frame.loc[1, "intensity"] = -11.5
+    frame.to_csv(anchors, index=False)
+    (tmp_path / "t.csv").write_text("text\nShe shared her lunch with a stranger.\n")
+    res = _cli(["evaluate", "t.csv", "-v", "benevolence", "--vidb", "anchors.csv", "--out", "s.parquet"])
+    assert res.exit_code == 0, res.output
+    assert "warning: 2 anchor row(s) of anchors.csv left out" in res.output and "outside [-10, 10]" in res.output
+    rejected = pd.read_parquet(tmp_path / "s.parquet.rejected.parquet")
+    assert sorted(rejected["row"]) == [0, 1] and rejected["reason"].str.contains("outside").all()
+
+
+def test_profile_refuses_an_unknown_output_format(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "t.csv").write_text("text\nShe shared her lunch.\n")
+    res = _cli(["profile", "t.csv", "--out", "p.xlsx"])
+    assert res.exit_code == 2 and "unsupported format '.xlsx'" in res.output and not (tmp_path / "p.xlsx").exists()
+
+
+def test_publish_push_without_a_token_fails_and_writes_nothing(tmp_path, monkeypatch, project_root):
+    import shutil
+
+    monkeypatch.chdir(tmp_path)
+    shutil.copy(project_root / "params.yaml", tmp_path / "params.yaml")
+    monkeypatch.delenv("HF_TOKEN", raising=False)
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))  # no stored login either
+    res = _cli(["publish", "--push"])
+    assert res.exit_code == 2 and "error: --push needs a Hub token" in res.output, res.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["params.yaml"]
+
+
+# --------------------------------------------------------------------------------------------------------------
+# logs of killed runs: what was really scored, and a torn last line
+
+
+class LengthJudge:
+    """Orders by text length; raises like a killed process on its ``kill_on``-th call."""
+
+    name = "length:test@1"
+
+    def __init__(self, kill_on: int | None = None) -> None:
+        self.calls, self.kill_on = 0, kill_on
+
+    def rank_windows(self, value, windows):
+        import numpy as np
+
+        from valueflow.judges import JudgeAnswer
+
+        self.calls += 1
+        if self.kill_on is not None and self.calls >= self.kill_on:
+            raise KeyboardInterrupt("killed")
+        return [JudgeAnswer(tuple(int(i) for i in np.argsort([-len(t) for t in w], kind="stable"))) for w in windows]
+
+
+def test_rescoring_the_log_of_a_killed_run_reports_what_it_really_scored(tmp_path, monkeypatch, seed_dir):
+    from evaluation.anchor_evaluator import AnchorEvaluator
+    from evaluation.anchors import AnchorPanel
+
+    panel = AnchorPanel.from_source(str(anchor_table(seed_dir, tmp_path / "anchors.csv")))
+    log = tmp_path / "calls.jsonl"
+    texts = ["She shared her lunch.", "He mocked the beggar.", "A quiet afternoon."]
+    evaluator = AnchorEvaluator(LengthJudge(kill_on=2), panel, k=4, m=3, log=log, progress=False)
+    with pytest.raises(KeyboardInterrupt):  # killed after the first round of windows
+        evaluator.score(texts, "benevolence")
+    with log.open("a") as fh:
+        fh.write('{"kind": "window", "item_id": "0", "val')  # the line being written when it was killed
+    monkeypatch.chdir(tmp_path)
+    res = _cli(["evaluate", "--from-log", "calls.jsonl", "--out", "s.parquet"])
+    assert res.exit_code == 0, res.output
+    assert "was cut short" in res.output and "0/3 scored" in res.output
+    scores = pd.read_parquet(tmp_path / "s.parquet")
+    assert len(scores) == 3 and scores["missing_reason"].str.startswith("incomplete log: 1 of 3 windows").all()
+    # a complete log rescores to the scores of the run
+    full_log = tmp_path / "full.jsonl"
+    scored = AnchorEvaluator(LengthJudge(), panel, k=4, m=3, log=full_log, progress=False).score(texts, "benevolence")
+    res = _cli(["evaluate", "--from-log", str(full_log), "--out", "full.parquet"])
+    assert "3/3 scored" in res.output
+    pd.testing.assert_series_equal(pd.read_parquet(tmp_path / "full.parquet")["intensity"], scored["intensity"])
+
+
+def test_a_broken_line_inside_a_log_is_an_error_naming_the_line(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "calls.jsonl").write_text('{"kind": "config", "m": 3}\nnot json\n{"kind": "config", "m": 3}\n')
+    res = _cli(["evaluate", "--from-log", "calls.jsonl", "--out", "s.parquet"])
+    assert res.exit_code == 2 and "calls.jsonl: line 2 is not JSON" in res.output
+
+
+# --------------------------------------------------------------------------------------------------------------
+# honest numbers
+
+
+def test_a_text_ranked_beyond_every_anchor_is_censored_without_a_standard_error():
+    from evaluation.anchor_evaluator import Window, fit_anchored_utility
+
+    below = [Window(("a", "b", "c"), (-2.0, 1.0, 4.0), 0, (1, 2, 3, 0), None)] * 3  # the text came last every time
+    fit = fit_anchored_utility(below)
+    assert fit.guard == "below_all" and fit.se is None and fit.intensity == pytest.approx(-2.5)
+    inside = [Window(("a", "b", "c"), (-2.0, 1.0, 4.0), 0, (1, 0, 2, 3), None)] * 3
+    fit = fit_anchored_utility(inside)
+    assert fit.guard in ("", "clamped") and fit.se is not None and fit.se > 0
+
+
+# --------------------------------------------------------------------------------------------------------------
+# limits: a huge text is cut to the model window, counted, in bounded memory
+
+HUGE_TEXT = """
+import logging, resource
+logging.basicConfig(level=logging.WARNING)
+from valueflow.models import CachedEncoder
+enc = CachedEncoder()
+enc.encode(["warm up"])
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+emb = enc.encode(["kindness " * 5_600_000, "a short text"])  # a 50 MB text
+grown = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
+print(f"truncated={enc.truncated} grown_mib={grown:.0f} rows={emb.shape[0]}")
+"""
+
+
+def test_a_50_mb_text_is_truncated_with_a_counted_warning_in_bounded_memory(project_root):
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "PYTHONPATH": str(project_root), "OMP_NUM_THREADS": "1"}
+    run = subprocess.run([sys.executable, "-c", HUGE_TEXT], env=env, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-2000:]
+    found = dict(kv.split("=") for kv in run.stdout.split())
+    assert found["truncated"] == "1" and found["rows"] == "2"
+    assert int(found["grown_mib"]) < 400  # the text itself is 50 MB; tokenizing it whole took gigabytes
+    assert "1 of 2 text(s) are longer than the model window" in run.stderr
+
+
+KILLED_COLLECT = """
+import os, signal, sys
+from pathlib import Path
+import numpy as np
+from builders.collect import CollectConfig, collect
+from valueflow.judges import JudgeAnswer
+
+class Judge:
+    name = "length:kill@1"
+    transport_options = frozenset()
+    calls = 0
+    def answer_settings(self):
+        return {}
+    def rank_windows(self, value, windows):
+        Judge.calls += 1
+        if Judge.calls == 3 and sys.argv[2] == "kill":
+            os.kill(os.getpid(), signal.SIGKILL)
+        return [JudgeAnswer(tuple(int(i) for i in np.argsort([-len(t) for t in w], kind="stable"))) for w in windows]
+
+collect(CollectConfig(judges=[], k=4, m=3, chunk_size=5, root=Path(sys.argv[1])), judges=[Judge()])
+"""
+
+
+def test_a_collection_killed_mid_run_resumes_with_nothing_lost_and_nothing_duplicated(tmp_path, seed_texts, project_root):
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "PYTHONPATH": str(project_root), "OMP_NUM_THREADS": "1"}
+    texts = seed_texts[seed_texts["value"].isin(["benevolence", "justice"])]
+    for name in ("killed", "clean"):
+        (tmp_path / name / "data").mkdir(parents=True)
+        texts.to_parquet(tmp_path / name / "data" / "texts.parquet", index=False)
+    killed = subprocess.run([sys.executable, "-c", KILLED_COLLECT, str(tmp_path / "killed"), "kill"], env=env, capture_output=True)
+    assert killed.returncode == -9, killed.stderr.decode()[-2000:]
+    assert not (tmp_path / "killed" / "data" / "rankings.parquet").exists()  # no half-written output
+    for name, mode in (("killed", "resume"), ("clean", "resume")):
+        done = subprocess.run([sys.executable, "-c", KILLED_COLLECT, str(tmp_path / name), mode], env=env, capture_output=True)
+        assert done.returncode == 0, done.stderr.decode()[-2000:]
+    resumed = pd.read_parquet(tmp_path / "killed" / "data" / "rankings.parquet")
+    clean = pd.read_parquet(tmp_path / "clean" / "data" / "rankings.parquet")
+    assert not resumed["ranking_id"].duplicated().any()
+    assert sorted(resumed["ranking_id"]) == sorted(clean["ranking_id"])
+    stats = json.loads((tmp_path / "killed" / "metrics" / "collect.json").read_text())["judges"]["length:kill@1"]
+    assert stats["from_store"] == 10 and stats["collected"] == len(clean) - 10  # two chunks of 5 survived the kill

@@ -103,6 +103,19 @@ def _normal_modes(folder: Path) -> None:
                 os.chmod(p, (0o777 if os.access(p, os.X_OK) else 0o666) & ~mask)
 
 
+def check_writable(path: str | Path) -> Path:
+    """Refuse an output path that cannot be written, before any work is done (not after an hour of judge calls)."""
+    path = Path(path)
+    if path.is_dir():
+        raise InputError(f"{path}: is a folder; give a file name")
+    parent = next((p for p in path.parents if p.exists()), Path("."))
+    if not parent.is_dir():
+        raise InputError(f"{path}: cannot be written: {parent} is a file, not a folder")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise InputError(f"{path}: cannot be written: no permission to write in {parent}")
+    return path
+
+
 def write_parquet(df: pd.DataFrame, path: str | Path) -> Path:
     with atomic_path(path) as tmp:
         df.to_parquet(tmp, index=False)
