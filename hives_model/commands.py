@@ -141,7 +141,7 @@ def profile(
 
     from hives_model.profile import plot_value_space, value_profiles, value_prototypes
     from valueflow.io import read_table, write_parquet, write_text
-    from valueflow.models import load_sentence_model
+    from valueflow.models import clip_to_window, load_sentence_model
 
     if out is not None and out.suffix.lower() not in (".csv", ".parquet"):  # before any work: never CSV under another name
         raise typer.BadParameter(f"{out}: unsupported format {out.suffix or '(none)'!r}; use .csv or .parquet", param_hint="--out")
@@ -150,7 +150,11 @@ def profile(
     st = load_sentence_model(model)
     model_dir = Path(model) if Path(model).is_dir() else None
     protos = value_prototypes(st, model_dir)
-    emb = st.encode(texts, normalize_embeddings=True, convert_to_numpy=True)
+    clipped, n_long = clip_to_window(st, texts)  # bounded memory for huge texts, and said, not silent
+    if n_long:
+        typer.echo(f"warning: {n_long} of {len(texts)} text(s) are longer than the model window "
+                   f"({st.max_seq_length} tokens) and were truncated to it", err=True)
+    emb = st.encode(clipped, normalize_embeddings=True, convert_to_numpy=True)
     profiles = value_profiles(st, texts, top=top, prototypes=protos, embeddings=emb)
     if out is not None:
         if out.suffix.lower() == ".parquet":
