@@ -114,7 +114,7 @@ def aggregate(cfg: AggregateConfig) -> tuple[pd.DataFrame, dict]:
     from tqdm.auto import tqdm
 
     started = time.perf_counter()
-    sink = RejectSink("aggregate", root=cfg.root)
+    sink = RejectSink("aggregate", root=cfg.root, out=cfg.out)
     raw_texts = read_table(cfg.root / cfg.texts, required=tuple(TextsSchema.to_schema().columns))
     texts = validate_rows(raw_texts, TextsSchema, sink, file=str(cfg.texts))
     rankings = read_valid_rankings(cfg.root / cfg.rankings, texts, sink)
@@ -188,5 +188,5 @@ def aggregate(cfg: AggregateConfig) -> tuple[pd.DataFrame, dict]:
         "seconds": round(time.perf_counter() - started, 3),
         "per_value": per_value,
     }
-    write_metrics("aggregate", metrics, cfg.root)
+    write_metrics("aggregate", metrics, cfg.root, out=cfg.out)
     return utilities, metrics

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import hashlib
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -34,7 +35,7 @@ import pandas as pd
 from builders.aggregate import read_valid_rankings
 from validation.rejects import RejectSink, validate_rows
 from validation.schemas import RANKING_COLUMNS, SPLITS, TextsSchema, UtilitiesSchema, VidbSchema
-from valueflow.io import read_table, write_json, write_metrics, write_parquet
+from valueflow.io import atomic_dir, read_table, stage_records, write_json, write_metrics, write_parquet
 
 VIDB_COLUMNS = list(VidbSchema.to_schema().columns)
 
@@ -54,9 +55,11 @@ class BuildConfig:
     max_reference_gap: float = 5.0
     max_direction_conflict: float = 3.0  # direction +1 but intensity below -3 (or the mirror) is a conflict
     max_ci_width: float = 12.0
-    collect_metrics: Path = Path("metrics/collect.json")  # k, m and judges, for the card
-    aggregate_metrics: Path = Path("metrics/aggregate.json")  # reliabilities and the prior, for the card
-    rejected_dir: Path = Path("data/rejected")  # every stage's rejects, counted in the card
+    # the records of the runs that made the inputs (None: where those runs wrote them, valueflow.io.stage_records:
+    # metrics/<stage>.json for the pipeline's files, <input>.metrics.json beside an ad-hoc run's)
+    collect_metrics: Path | None = None  # k, m and judges, for the card
+    aggregate_metrics: Path | None = None  # reliabilities and the prior, for the card
+    rejected_dir: Path | None = None  # a folder of every stage's rejects, counted in the card
     prior_sd: float | None = None
     root: Path = Path(".")
 
@@ -69,13 +72,25 @@ class Calibration:
     y: np.ndarray  # intensities at the knots
 
     def __call__(self, u: np.ndarray) -> np.ndarray:
+        """Intensity of utility ``u``: the map between the knots, and beyond the outermost knots a straight
+        continuation with the map's mean slope (clipped to [-10, 10]).
+
+        A flat continuation would give every text more extreme than the most extreme reference text the same
+        intensity and a zero-width interval, so ``uncertain`` could never fire in the tails.
+        """
         u = np.asarray(u, dtype=float)
         out = np.full(u.shape, np.nan)
         ok = ~np.isnan(u)
         if len(self.x) == 1:
             out[ok] = self.y[0]
-        else:
-            out[ok] = np.interp(u[ok], self.x, self.y)
+            return np.clip(out, -10.0, 10.0)
+        v = u[ok]
+        res = np.interp(v, self.x, self.y)
+        span = float(self.x[-1] - self.x[0])
+        slope = max(float(self.y[-1] - self.y[0]) / span, 0.0) if span > 0 else 0.0
+        res = np.where(v > self.x[-1], self.y[-1] + slope * (v - self.x[-1]), res)
+        res = np.where(v < self.x[0], self.y[0] + slope * (v - self.x[0]), res)
+        out[ok] = res
         return np.clip(out, -10.0, 10.0)
 
 
@@ -95,10 +110,16 @@ def fit_calibration(utility: np.ndarray, reference: np.ndarray, direction: np.nd
     neutral = placed & (direction == 0)
     centre = float(np.median(utility[neutral])) if neutral.any() else float(np.median(u))
     lo, hi = np.percentile(u, [2, 98])
-    scale = max(hi - centre, centre - lo)
-    if scale <= 0:
+    # each side gets its own scale: the 2nd percentile maps to -10 and the 98th to +10 (one common scale would
+    # leave the narrower side short of its end of the scale)
+    below, above = centre - lo, hi - centre
+    if below <= 0 and above <= 0:
         return Calibration("quantile", np.array([centre]), np.array([0.0]))
-    return Calibration("quantile", np.array([centre - scale, centre + scale]), np.array([-10.0, 10.0]))
+    if below <= 0:  # nothing below the centre: mirror the other side
+        below = above
+    if above <= 0:
+        above = below
+    return Calibration("quantile", np.array([centre - below, centre, centre + above]), np.array([-10.0, 0.0, 10.0]))
 
 
 # -- splits ----------------------------------------------------------------------------------------------------
@@ -149,10 +170,14 @@ def _flags(df: pd.DataFrame, cfg: BuildConfig) -> pd.Series:
     return pd.Series([";".join(r) for r in reasons], index=df.index, dtype=str)
 
 
-def build_vidb(cfg: BuildConfig) -> tuple[pd.DataFrame, dict]:
-    """Calibrate, flag, split and write ``release/vidb`` (data files and stats.json; the card is rendered after)."""
+def build_vidb(cfg: BuildConfig, card: Callable[[Path, dict], object] | None = None) -> tuple[pd.DataFrame, dict]:
+    """Calibrate, flag, split and write ``release/vidb`` (data files, stats.json and, with ``card``, the card).
+
+    ``card(folder, stats)`` writes the dataset card into the folder being built (the command passes the cards
+    package's renderer; a stage package does not import another's).
+    """
     started = time.perf_counter()
-    sink = RejectSink("build_vidb", root=cfg.root)
+    sink = RejectSink("build_vidb", root=cfg.root, out=cfg.out_dir)
     texts = validate_rows(
         read_table(cfg.root / cfg.texts, required=tuple(TextsSchema.to_schema().columns)), TextsSchema, sink, file=str(cfg.texts)
     )
@@ -182,27 +207,31 @@ def build_vidb(cfg: BuildConfig) -> tuple[pd.DataFrame, dict]:
     df["split"] = stratified_splits(df, cfg.split_fractions, cfg.seed)
     full = VidbSchema.validate(df[VIDB_COLUMNS], lazy=True)
 
-    out = cfg.root / cfg.out_dir
-    counts: dict[str, dict[str, int]] = {"full": {}, "filtered": {}}
-    for config, rows in (("full", full), ("filtered", full[full["in_filtered"]])):
-        for split in SPLITS:
-            part = rows[rows["split"] == split].reset_index(drop=True)
-            write_parquet(part, out / "data" / config / f"{split}.parquet")
-            counts[config][split] = len(part)
     # the raw rankings config holds the rankings the aggregate used; their rejects are already counted in
     # data/rejected/aggregate.parquet, so this sink is not written again
     rankings = read_valid_rankings(cfg.root / cfg.rankings, texts, RejectSink("aggregate"))
     rankings = rankings[RANKING_COLUMNS].reset_index(drop=True)
     for column in ("window", "order"):
         rankings[column] = rankings[column].map(list)
-    write_parquet(rankings, out / "data" / "rankings" / "train.parquet")
-    counts["rankings"] = {"train": len(rankings)}
 
+    # the release is built aside and swapped in whole, card included: a crash mid-build leaves the previous
+    # release as it was, never a mix that `publish` would push, and files of an older layout do not linger
+    counts: dict[str, dict[str, int]] = {"full": {}, "filtered": {}}
+    with atomic_dir(cfg.root / cfg.out_dir) as out:
+        for config, rows in (("full", full), ("filtered", full[full["in_filtered"]])):
+            for split in SPLITS:
+                part = rows[rows["split"] == split].reset_index(drop=True)
+                write_parquet(part, out / "data" / config / f"{split}.parquet")
+                counts[config][split] = len(part)
+        write_parquet(rankings, out / "data" / "rankings" / "train.parquet")
+        counts["rankings"] = {"train": len(rankings)}
+        stats = _stats(full, rankings, counts, calibrations, cfg)
+        stats["build"] = _build_info(cfg, rankings, sink)
+        write_json(stats, out / "stats.json")
+        if card is not None:
+            card(out, stats)
     _write_plot(full, cfg.root / cfg.plots_dir)
     sink.write()
-    stats = _stats(full, rankings, counts, calibrations, cfg)
-    stats["build"] = _build_info(cfg, rankings, sink)
-    write_json(stats, out / "stats.json")
     metrics = {
         "texts": stats["texts"],
         "filtered": stats["filtered"],
@@ -211,12 +240,15 @@ def build_vidb(cfg: BuildConfig) -> tuple[pd.DataFrame, dict]:
         "rankings": stats["rankings"],
         "splits": counts,
         "calibration_methods": stats["calibration_methods"],
+        # consistency checks against the labels the build was made from (reference judge, calibration targets):
+        # not held-out quality, and labelled so wherever they are shown
         "spearman_vs_reference": stats["spearman_vs_reference"],
         "pairwise_accuracy_vs_direction": stats["pairwise_accuracy_vs_direction"],
+        "consistency_checks_are_in_sample": True,
         "rejected": sink.count,
         "seconds": round(time.perf_counter() - started, 3),
     }
-    write_metrics("build_vidb", metrics, cfg.root)
+    write_metrics("build_vidb", metrics, cfg.root, out=cfg.out_dir)
     return full, stats
 
 
@@ -307,22 +339,27 @@ def _build_info(cfg: BuildConfig, rankings: pd.DataFrame, sink: RejectSink) -> d
     import json
 
     def load(path: Path) -> dict:
-        path = cfg.root / path
         return json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
 
-    collected, aggregated = load(cfg.collect_metrics), load(cfg.aggregate_metrics)
+    # each input's own run records: an ad-hoc build over ad-hoc inputs never reads the pipeline's
+    made_by = {"ingest": cfg.texts, "collect": cfg.rankings, "aggregate": cfg.utilities}
+    records = {stage: stage_records(stage, path, cfg.root) for stage, path in made_by.items()}
+    collected = load(cfg.root / cfg.collect_metrics if cfg.collect_metrics else records["collect"][0])
+    aggregated = load(cfg.root / cfg.aggregate_metrics if cfg.aggregate_metrics else records["aggregate"][0])
     reliability = aggregated.get("judge_reliability", {})
     judges = {
         name: {"rankings": int(n), "reliability": reliability.get(name)}
         for name, n in rankings["judge"].value_counts().sort_index().items()
     }
     rejected: dict[str, dict[str, int]] = {}
-    folder = cfg.root / cfg.rejected_dir
-    for path in sorted(folder.glob("*.parquet")) if folder.exists() else []:
-        if path.stem == "build_vidb":
-            continue
+    if cfg.rejected_dir is not None:
+        folder = cfg.root / cfg.rejected_dir
+        sinks = {p.stem: p for p in sorted(folder.glob("*.parquet")) if p.stem != "build_vidb"} if folder.exists() else {}
+    else:
+        sinks = {stage: rec[1] for stage, rec in records.items() if rec[1].exists()}
+    for stage, path in sinks.items():
         frame = pd.read_parquet(path, columns=["reason"])
-        rejected[path.stem] = {str(r): int(n) for r, n in frame["reason"].value_counts().items()}
+        rejected[stage] = {str(r): int(n) for r, n in frame["reason"].value_counts().items()}
     rejected["build_vidb"] = sink.counts_by_reason()
     return {
         "k": collected.get("k"),

@@ -2,10 +2,13 @@
 
 Output: ``data/rankings.parquet``, the raw rankings (DESIGN.md §4). Collection is resumable: each chunk of
 answered windows is appended to a store under ``data/cache/collect/`` as soon as it is done, keyed by
-(value, judge, window ids); a rerun (after a crash, a kill or a changed parameter) reads the store and only asks
+(value, judge key, window ids), the judge key covering every setting that changes an answer (``judge_key``); a rerun (after a crash, a kill or a changed parameter) reads the store and only asks
 for windows that are not in it, so no judge is ever asked twice for the same window. Windows a judge could not
 answer (timeouts, malformed replies, missing labels) are not stored: they are retried on the next run, and
 this run logs them to ``data/rejected/collect.parquet``.
+
+Collection also grows: each value's window design is kept beside the store, and when texts are added only the
+windows that involve them are new (``value_windows``), so a grown corpus never pays again for what it had.
 
 Raw rankings from elsewhere (a file in the same schema, ``import_rankings``) are appended to the output; the
 aggregate stage validates them like any other ranking.
@@ -14,7 +17,9 @@ aggregate stage validates them like any other ranking.
 from __future__ import annotations
 
 import hashlib
+import json
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -46,27 +51,113 @@ class CollectConfig:
 
 
 def ranking_id(value: str, judge: str, window: list[str]) -> str:
-    """Stable id of one judge's ranking of one window (the resumption key)."""
+    """Stable id of one judge's ranking of one window (the resumption key; ``judge`` is :func:`judge_key`)."""
     return hashlib.sha1("\x1f".join([value, judge, *window]).encode()).hexdigest()[:20]
 
 
-def value_windows(text_ids: list[str], value: str, k: int, m: int, seed: int) -> list[list[str]]:
-    """The window design of one value: deterministic for (seed, value, the value's text ids)."""
-    ids = sorted(text_ids)
-    rng = seeded_rng(seed, value)
-    return [[ids[i] for i in row] for row in design_windows(len(ids), k, m, rng)]
+def judge_key(judge: Judge, options: dict | None = None) -> str:
+    """What a stored answer is valid for: the judge's name plus every setting that changes its answers.
+
+    The name alone (``chat:<model>@<prompt version>``) would let a judge with another temperature, seed, endpoint
+    or option silently reuse stale answers. Settings a judge declares as transport only (timeouts, concurrency,
+    caches, the key's variable) do not count: changing them must not re-ask anything. A judge with no such
+    settings keeps its bare name, so existing stores stay valid.
+    """
+    settings = dict(judge.answer_settings())
+    for key, val in (options or {}).items():
+        if key not in judge.transport_options and key != "labels":  # reference labels: digested into the name
+            settings[key] = val
+    if not settings:
+        return judge.name
+    digest = hashlib.sha1(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:10]
+    return f"{judge.name}#{digest}"
+
+
+def value_windows(text_ids: list[str], value: str, k: int, m: int, seed: int,
+                  previous: list[list[str]] | None = None) -> list[list[str]]:
+    """The window design of one value: every text in at least m windows of k.
+
+    Without a ``previous`` design it is drawn from scratch (deterministic for seed, value and the value's text
+    ids). With one, it *grows*: every previous window whose texts are all still present is kept (its answers stay
+    valid), and only the texts short of m windows (new texts, or texts whose windows lost a removed partner) get
+    new windows, each holding k-1 of them and one text that already had its m (so every new text is compared with
+    texts already on the scale). Growing a value by 10 % thus asks about k/(k-1) x 10 % of a full collection's
+    windows instead of all of them again.
+    """
+    ids = sorted(set(text_ids))
+    if len(ids) < 2:
+        return []
+    k = min(k, len(ids))
+    present = set(ids)
+    kept = [list(w) for w in previous or [] if len(w) == k and len(set(w)) == k and set(w) <= present]
+    if not kept:
+        rng = seeded_rng(seed, value)
+        return [[ids[i] for i in row] for row in design_windows(len(ids), k, m, rng)]
+    count = Counter(t for w in kept for t in w)
+    need = {t: m - count[t] for t in ids if count[t] < m}
+    if not need:
+        return kept
+    full = [t for t in ids if t not in need]
+    rng = seeded_rng(seed, value, "grow", *sorted(need))
+    extra = Counter()  # filler turns of texts that already had m windows: rotate them, never over-sample one
+    grown = []
+    for r in range(max(need.values())):
+        short = [t for t in sorted(need) if need[t] > r]
+        short = [short[i] for i in rng.permutation(len(short))]
+        per_window = k - 1 if full else k
+        for start in range(0, len(short), per_window):
+            window = short[start : start + per_window]
+            pool = [t for t in full if t not in window] or [t for t in ids if t not in window]
+            if len(window) < k:
+                fill_from = pool if len(pool) >= k - len(window) else [t for t in ids if t not in window]
+                priority = np.array([extra[t] for t in fill_from], dtype=float) + rng.random(len(fill_from))
+                fill = [fill_from[i] for i in np.argsort(priority)[: k - len(window)]]
+                extra.update(fill)
+                window = window + fill
+            grown.append([window[i] for i in rng.permutation(len(window))])
+    return kept + grown
+
+
+class DesignStore:
+    """The window design of each value, kept so that a grown corpus keeps its answered windows (value_windows)."""
+
+    def __init__(self, folder: Path, k: int, m: int, seed: int) -> None:
+        self.folder, self.k, self.m, self.seed = folder, k, m, seed
+
+    def _path(self, value: str) -> Path:
+        key = hashlib.sha1(f"{value}\x1f{self.k}\x1f{self.m}\x1f{self.seed}".encode()).hexdigest()[:16]
+        return self.folder / f"design-{key}.parquet"
+
+    def windows(self, value: str, text_ids: list[str]) -> list[list[str]]:
+        path = self._path(value)
+        previous = None
+        if path.exists():
+            previous = [[str(x) for x in w] for w in pd.read_parquet(path)["window"]]
+        windows = value_windows(text_ids, value, self.k, self.m, self.seed, previous)
+        if windows != previous:  # written before any judge is asked, so a killed run resumes the same design
+            write_parquet(pd.DataFrame({"value": value, "window": windows}), path)
+        return windows
 
 
 class RankingStore:
-    """Append-only chunks of collected rankings; the record of which windows are done."""
+    """Append-only chunks of collected rankings; the record of which windows are done.
+
+    One window's answer is one ranking, or several for a judge that answers with chains through tied labels:
+    those carry the window's ranking id with a ``.<n>`` suffix.
+    """
 
     def __init__(self, folder: Path) -> None:
         self.folder = folder
-        self.rows: dict[str, dict] = {}
+        self.rows: dict[str, list[dict]] = {}
         for part in sorted(folder.glob("part-*.parquet")) if folder.exists() else []:
-            for row in pd.read_parquet(part).to_dict("records"):
-                row["window"], row["order"] = [str(x) for x in row["window"]], [str(x) for x in row["order"]]
-                self.rows.setdefault(row["ranking_id"], row)
+            self._add(pd.read_parquet(part).to_dict("records"))
+
+    def _add(self, rows: list[dict]) -> None:
+        for row in rows:
+            row["window"], row["order"] = [str(x) for x in row["window"]], [str(x) for x in row["order"]]
+            answer = self.rows.setdefault(row["ranking_id"].split(".", 1)[0], [])
+            if all(r["ranking_id"] != row["ranking_id"] for r in answer):
+                answer.append(row)
 
     def __contains__(self, rid: str) -> bool:
         return rid in self.rows
@@ -76,8 +167,7 @@ class RankingStore:
             return
         name = f"part-{time.time_ns()}-{len(self.rows)}.parquet"
         write_parquet(pd.DataFrame(rows, columns=RANKING_COLUMNS), self.folder / name)
-        for row in rows:
-            self.rows.setdefault(row["ranking_id"], row)
+        self._add(rows)
 
 
 def _labels(texts: pd.DataFrame) -> dict[tuple[str, str], float]:
@@ -110,20 +200,22 @@ def collect(cfg: CollectConfig, judges: list[Judge] | None = None) -> tuple[pd.D
     from tqdm.auto import tqdm
 
     started = time.perf_counter()
-    sink = RejectSink("collect", root=cfg.root)
+    sink = RejectSink("collect", root=cfg.root, out=cfg.out)
     raw = read_table(cfg.root / cfg.texts, required=tuple(TextsSchema.to_schema().columns))
     texts = validate_rows(raw, TextsSchema, sink, file=str(cfg.texts))
     values = sorted(texts["value"].unique()) if cfg.values is None else list(cfg.values)
+    specs = cfg.judges if judges is None else [None] * len(judges)  # options are known for judges built here
     judges = judges if judges is not None else build_judges(cfg, texts)
     store = RankingStore(cfg.root / cfg.store)
     text_of = dict(zip(texts["text_id"], texts["text"]))
 
-    design = {}
-    for value in values:
-        ids = texts.loc[texts["value"] == value, "text_id"].tolist()
-        design[value] = value_windows(ids, value, cfg.k, cfg.m, cfg.seed) if len(ids) >= 2 else []
+    designs = DesignStore(cfg.root / cfg.store / "design", cfg.k, cfg.m, cfg.seed)
+    design = {value: designs.windows(value, texts.loc[texts["value"] == value, "text_id"].tolist()) for value in values}
+    options = {j.name: dict(cfg.judge_options.get(spec, {}) or {}) if spec else {} for j, spec in zip(judges, specs)}
+    keys = {j.name: judge_key(j, options.get(j.name)) for j in judges}
     total = sum(len(w) for w in design.values()) * len(judges)
-    per_judge = {j.name: {"windows": 0, "collected": 0, "from_store": 0, "failed": 0, "seconds": 0.0} for j in judges}
+    per_judge = {j.name: {"windows": 0, "collected": 0, "from_store": 0, "failed": 0, "tied": 0,
+                             "seconds": 0.0} for j in judges}
     out_rows: list[dict] = []
     bar = tqdm(total=total, desc="collect", unit="window", disable=None)
     for value in values:
@@ -131,7 +223,7 @@ def collect(cfg: CollectConfig, judges: list[Judge] | None = None) -> tuple[pd.D
             stats = per_judge[judge.name]
             windows = design[value]
             stats["windows"] += len(windows)
-            ids = [ranking_id(value, judge.name, w) for w in windows]
+            ids = [ranking_id(value, keys[judge.name], w) for w in windows]
             pending = [(pos, rid, w) for pos, (rid, w) in enumerate(zip(ids, windows)) if rid not in store]
             stats["from_store"] += len(windows) - len(pending)
             bar.update(len(windows) - len(pending))
@@ -143,21 +235,26 @@ def collect(cfg: CollectConfig, judges: list[Judge] | None = None) -> tuple[pd.D
                 now = datetime.now(UTC).isoformat(timespec="seconds")
                 rows, failed = [], []
                 for (pos, rid, window), answer in zip(chunk, answers):
+                    if answer.order is not None and len(answer.order) < 2:  # answered: nothing to order (all tied)
+                        stats["tied"] += 1
+                        continue
                     if answer.order is None:
                         failed.append({"ranking_id": rid, "value": value, "judge": judge.name, "window": window,
                                        "reason": answer.error or "no answer", "raw": answer.raw or "", "pos": pos})
                         continue
-                    rows.append({"ranking_id": rid, "value": value, "judge": judge.name, "window": list(window),
-                                 "order": [window[p] for p in answer.order], "created_at": now,
-                                 "prompt_hash": answer.prompt_hash})
+                    for n, chain in enumerate((answer.order, *answer.also)):
+                        ranked = [window[p] for p in chain]  # a tie-aware judge ranks subsets of the window
+                        rows.append({"ranking_id": rid if n == 0 else f"{rid}.{n}", "value": value, "judge": judge.name,
+                                     "window": list(window) if len(ranked) == len(window) else sorted(ranked, key=window.index),
+                                     "order": ranked, "created_at": now, "prompt_hash": answer.prompt_hash})
                 store.append(rows)
-                stats["collected"] += len(rows)
+                stats["collected"] += len(chunk) - len(failed) - sum(a.order is not None and len(a.order) < 2 for a in answers)
                 stats["failed"] += len(failed)
                 for f in failed:  # "row": the window's number in this value's design
                     sink.add(pd.DataFrame([f]), f"judge gave no ranking: {f['reason']}", file=f"{judge.name} / {value}",
                              column="order", rows=pd.Series([f["pos"]]))
                 bar.update(len(chunk))
-            out_rows.extend(store.rows[rid] for rid in ids if rid in store)
+            out_rows.extend(row for rid in ids if rid in store for row in store.rows[rid])
     bar.close()
 
     rankings = pd.DataFrame(out_rows, columns=RANKING_COLUMNS)
@@ -181,5 +278,5 @@ def collect(cfg: CollectConfig, judges: list[Judge] | None = None) -> tuple[pd.D
         "rejected_by_reason": sink.counts_by_reason(),
         "seconds": round(time.perf_counter() - started, 3),
     }
-    write_metrics("collect", metrics, cfg.root)
+    write_metrics("collect", metrics, cfg.root, out=cfg.out)
     return rankings, metrics

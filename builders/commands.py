@@ -71,7 +71,7 @@ def collect(
     _, metrics = run_collect(cfg)
     typer.echo(f"{metrics['rankings']} rankings of {metrics['n_values']} values (k={cfg.k}, m={cfg.m}) -> {cfg.out}")
     for name, s in metrics["judges"].items():
-        typer.echo(f"  {name}: {s['collected']} new, {s['from_store']} from the store, {s['failed']} failed")
+        typer.echo(f"  {name}: {s['collected']} new, {s['from_store']} from the store, {s['failed']} failed, {s['tied']} all tied (no order)")
 
 
 def aggregate(
@@ -124,8 +124,9 @@ def build_vidb(
         except KeyError:
             pass
     cfg = BuildConfig(**kwargs)
-    _, stats = run_build(cfg)
-    card = write_dataset_card(cfg.out_dir, stats, repo_id=p.get("repo_id", "valueflow/vidb"))
+    repo_id = p.get("repo_id", "valueflow/vidb")
+    _, stats = run_build(cfg, card=lambda folder, s: write_dataset_card(folder, s, repo_id=repo_id))
+    card = cfg.out_dir / "README.md"
     typer.echo(f"VIDB: {stats['texts']} texts ({stats['filtered']} filtered, {stats['flagged']} flagged), "
                f"{stats['rankings']} rankings -> {cfg.out_dir} (card: {card})")
 

@@ -61,7 +61,7 @@ def _to_texts(c: Candidates) -> pd.DataFrame:
 def ingest(cfg: IngestConfig) -> tuple[pd.DataFrame, dict]:
     """Run every configured source through its adapter, the texts schema and duplicate removal."""
     started = time.perf_counter()
-    sink = RejectSink("ingest", root=cfg.root)
+    sink = RejectSink("ingest", root=cfg.root, out=cfg.out)
     seen: dict[tuple[str, str], str] = {}  # (value, normalised text) -> text_id kept
     parts: list[pd.DataFrame] = []
     counts: dict[str, SourceCount] = {}
@@ -110,7 +110,7 @@ def ingest(cfg: IngestConfig) -> tuple[pd.DataFrame, dict]:
         },
         "seconds": round(time.perf_counter() - started, 2),
     }
-    write_metrics("ingest", metrics, cfg.root)
+    write_metrics("ingest", metrics, cfg.root, out=cfg.out)
     return texts, metrics
 
 

@@ -29,7 +29,7 @@ def publish(
     lists exactly what would be pushed (repo, files, sizes, sha256, tag). A pushed release is recorded under
     releases/ for the next changelog, and CITATION.cff is brought to the release version.
     """
-    from cards.publish import PublishError, format_receipt
+    from cards.publish import PublishError, format_receipt, resolve_token
     from cards.publish import publish as run_publish
     from cards.release import ReleaseConfig, write_citation_cff, write_release_record
     from valueflow.io import write_metrics
@@ -39,6 +39,9 @@ def publish(
         logging.getLogger(noisy).setLevel(logging.WARNING)
     cfg = ReleaseConfig.from_params(params, version=version, endpoint=endpoint, receipt=receipt,
                                     dry_run=None if push is None else not push)
+    if push and not resolve_token():  # asked to push: a release job must not "pass" having pushed nothing
+        typer.echo("error: --push needs a Hub token: set HF_TOKEN or run `hf auth login` (nothing was written)", err=True)
+        raise typer.Exit(2)
     started = time.perf_counter()
     write_citation_cff(cfg.version)
     try:
@@ -53,7 +56,7 @@ def publish(
         **{f"{name}_{k}": a[k] for name, a in result["artifacts"].items() for k in ("n_files", "total_bytes")},
         "new_commits": sum(a.get("action") == "committed" for a in result["artifacts"].values()),
     }
-    write_metrics("publish", metrics)
+    write_metrics("publish", metrics, out=cfg.receipt)
     if result["mode"] == "push":
         write_release_record(cfg.history_dir, cfg.version, {
             name: {"repo_id": a["repo_id"], "commit": a.get("commit"), "stats": _artifact_stats(name, Path(a["folder"]))}

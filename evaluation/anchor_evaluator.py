@@ -37,7 +37,7 @@ from valueflow.judges.base import Judge, JudgeAnswer
 
 SAMPLING_MODES = ("bucket", "random", "adaptive")
 MODES = ("ranking", "rating")
-SCORE_COLUMNS = ["item_id", "value", "intensity", "intensity_se", "judge_calls", "windows", "missing_reason"]
+SCORE_COLUMNS = ["item_id", "value", "intensity", "intensity_se", "judge_calls", "windows", "missing_reason", "censored"]
 LOG_VERSION = 1
 
 
@@ -154,7 +154,11 @@ def fit_anchored_utility(
     elif not (min(seen) <= intensity <= max(seen)):
         intensity, guard = float(np.clip(intensity, min(seen), max(seen))), "clamped"
     intensity = float(np.clip(intensity, -10.0, 10.0))
-    p = _sigmoid(intensity * scale - ls)
+    if guard in ("below_all", "above_all"):
+        # censored: the text lies beyond every anchor it met, so the score is a bound, not an estimate with an
+        # error bar; a Laplace SE at the guarded point would look precise where nothing was measured
+        return Fit(intensity, None, n, guard)
+    p = _sigmoid(u - ls)  # the SE of the MAP (also when the estimate was clamped into the anchors' range)
     info = float(np.sum(p * (1 - p))) + lam
     return Fit(intensity, float(1.0 / np.sqrt(info) / scale), n, guard)
 
@@ -572,7 +576,7 @@ class AnchorEvaluator:
                 fit = self._fit(it.windows) if it.missing is None else Fit(None, None, 0)
                 intensity, se = fit.intensity, fit.se
                 windows = json.dumps([w.to_json() for w in it.windows])
-            rows.append(_row(it, value, intensity, se, windows))
+            rows.append(_row(it, value, intensity, se, windows, "" if self.mode == "rating" else fit.guard))
         return _frame(rows)
 
     def _write_log(self, records: list[dict]) -> None:
@@ -591,9 +595,11 @@ def _finite(x: object) -> bool:
         return False
 
 
-def _row(it: _Item, value: str, intensity: float | None, se: float | None, windows: str) -> dict:
+def _row(it: _Item, value: str, intensity: float | None, se: float | None, windows: str, guard: str = "") -> dict:
     missing = it.missing if intensity is None else None
     return {
+        # "below_all" / "above_all": ranked beyond every anchor it met; the intensity is a bound and has no SE
+        "censored": guard if intensity is not None and guard in ("below_all", "above_all") else None,
         "item_id": it.item_id,
         "value": value,
         "intensity": np.nan if intensity is None else float(intensity),
@@ -609,7 +615,8 @@ def _frame(rows: list[dict]) -> pd.DataFrame:
 
     df = pd.DataFrame(rows, columns=SCORE_COLUMNS)
     df = df.astype({"intensity": float, "intensity_se": float, "judge_calls": "int64"})
-    df["missing_reason"] = df["missing_reason"].astype(object).where(df["missing_reason"].notna(), None)
+    for column in ("missing_reason", "censored"):
+        df[column] = df[column].astype(object).where(df[column].notna(), None)
     return ScoresSchema.validate(df, lazy=True)
 
 
@@ -621,15 +628,35 @@ def _progress(total: int, desc: str, enabled: bool):
 
 # --- recomputing from a log ----------------------------------------------------------------------------------
 def read_log(path: str | Path) -> list[dict]:
-    """The records of a JSONL log; a broken line is an error naming the file and line."""
+    """The records of a JSONL log; a broken line is an error naming the file and line.
+
+    A last line cut short (no newline: the run was killed while writing it) is the one exception: it is left
+    out and reported as a ``{"kind": "torn", "line": n}`` record, since every line before it is whole.
+    """
+    from valueflow.io import InputError
+
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: log not found")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as err:
+        raise InputError(f"{path}: not UTF-8 text (byte {err.start})") from None
+    lines = text.splitlines()
     out = []
-    for n, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), 1):
+    for n, line in enumerate(lines, 1):
         if not line.strip():
             continue
         try:
-            out.append(json.loads(line))
+            rec = json.loads(line)
         except json.JSONDecodeError as err:
-            raise ValueError(f"{path}: line {n} is not JSON: {err}") from None
+            if n == len(lines) and not text.endswith("\n"):
+                out.append({"kind": "torn", "line": n})
+                continue
+            raise InputError(f"{path}: line {n} is not JSON: {err}") from None
+        if not isinstance(rec, dict):
+            raise InputError(f"{path}: line {n} is not a log record (a JSON object)")
+        out.append(rec)
     return out
 
 
@@ -641,6 +668,7 @@ def rescore_from_log(path: str | Path, **overrides: float) -> pd.DataFrame:
     (value) wins. Every (item, value) seen in the log gets a row, in first-seen order.
     """
     records = read_log(path)
+    torn = [rec["line"] for rec in records if rec.get("kind") == "torn"]
     cfg: dict = {}
     items: dict[tuple[str, str], _Item] = {}
     modes: dict[tuple[str, str], str] = {}
@@ -653,6 +681,8 @@ def rescore_from_log(path: str | Path, **overrides: float) -> pd.DataFrame:
             continue
         if kind == "scale":
             fitted_scale[str(rec["value"])] = float(rec["scale"])
+            continue
+        if kind == "torn":
             continue
         key = (str(rec["item_id"]), str(rec["value"]))
         if kind == "item":  # every scored item is announced, also those never shown to the judge
@@ -681,7 +711,12 @@ def rescore_from_log(path: str | Path, **overrides: float) -> pd.DataFrame:
         if s.get("scale") == "auto":
             s["scale"] = fitted_scale.get(key[1], 1.0)
         s.update(overrides)
-        if it.missing is not None:  # missing before any judge call (empty text, no anchors)
+        m = int(settings[key].get("m") or 0)
+        done = len(it.rating_log) if modes[key] == "rating" else len(it.windows)
+        if it.missing is None and done < m:  # a killed run's log: say so instead of scoring from part of the windows
+            it.missing = (f"incomplete log: {done} of {m} {'ratings' if modes[key] == 'rating' else 'windows'} "
+                          "(the run stopped before this item was finished)")
+        if it.missing is not None:  # missing before any judge call (empty text, no anchors), or an incomplete log
             rows.append(_row(it, key[1], None, None, "[]"))
         elif modes[key] == "rating":
             intensity = float(np.mean(it.ratings)) if it.ratings else None
@@ -692,5 +727,7 @@ def rescore_from_log(path: str | Path, **overrides: float) -> pd.DataFrame:
             fit = fit_anchored_utility(it.windows, **s)
             if fit.intensity is None:
                 it.missing = "no usable window: " + "; ".join(sorted({w.error or "" for w in it.windows}))[:500]
-            rows.append(_row(it, key[1], fit.intensity, fit.se, json.dumps([w.to_json() for w in it.windows])))
-    return _frame(rows)
+            rows.append(_row(it, key[1], fit.intensity, fit.se, json.dumps([w.to_json() for w in it.windows]), fit.guard))
+    frame = _frame(rows)
+    frame.attrs["torn_lines"] = torn
+    return frame

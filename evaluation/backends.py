@@ -17,14 +17,13 @@ from __future__ import annotations
 
 import abc
 import asyncio
-import os
 import random
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from evaluation.prompts import ExemplarPool, stable_seed
-from valueflow.chat_http import PermanentError, TransientError, read_response, retry_delay
+from valueflow.chat_http import PermanentError, TransientError, endpoint_api_key, read_response, retry_delay
 
 BACKEND_KINDS = ("openai", "transformers", "oracle", "null")
 
@@ -84,13 +83,16 @@ class OpenAIBackend(Backend):
     """An OpenAI-compatible ``/chat/completions`` endpoint.
 
     The API key is read from the environment variable named by ``api_key_env`` at request time; it is never
-    stored in params, results or logs.
+    stored in params, results or logs. Unset, only OpenAI's own API gets ``$OPENAI_API_KEY``, and a key never
+    travels over plain http to a host other than this machine unless ``allow_insecure_http`` is set
+    (``valueflow.chat_http.endpoint_api_key``).
     """
 
     model: str
     base_url: str
     generation: GenerationConfig = field(default_factory=GenerationConfig)
-    api_key_env: str | None = "OPENAI_API_KEY"
+    api_key_env: str | None = None
+    allow_insecure_http: bool = False
     concurrency: int = 8
     max_retries: int = 5
     timeout_s: float = 120.0
@@ -100,9 +102,13 @@ class OpenAIBackend(Backend):
     extra_body: Mapping[str, Any] = field(default_factory=dict)
     kind: str = "openai"
 
+    def __post_init__(self) -> None:
+        self._headers()  # a key that may not go to this endpoint is refused before any prompt is sent
+
     def _headers(self) -> dict[str, str]:
         headers = {"Content-Type": "application/json"}
-        key = os.environ.get(self.api_key_env) if self.api_key_env else None
+        key = endpoint_api_key(self.base_url, self.api_key_env, allow_insecure_http=self.allow_insecure_http,
+                               where=f"backend {self.model}")
         if key:
             headers["Authorization"] = f"Bearer {key}"
         return headers

@@ -35,11 +35,16 @@ def evaluate(
 
     from evaluation.anchor_evaluator import AnchorEvaluator, rescore_from_log
     from evaluation.anchors import AnchorPanel
-    from valueflow.io import read_table, write_parquet
+    from valueflow.io import InputError, check_writable, read_table, write_parquet
     from valueflow.judges import make_judge
 
+    check_writable(out)
+    if log is not None:
+        check_writable(log)
     if from_log is not None:
         scores = rescore_from_log(from_log)
+        for line in scores.attrs.get("torn_lines", []):
+            typer.echo(f"warning: {from_log}: line {line} was cut short (the run was killed while writing it); left out", err=True)
         write_parquet(scores, out)
         _summary(scores, out)
         return
@@ -48,6 +53,14 @@ def evaluate(
     if not value:
         raise typer.BadParameter("give at least one --value", param_hint="--value")
     table = read_table(file, required=(text_column,))
+    if table.empty:
+        raise InputError(f"{file}: no rows to score (the file has only a header)")
+    not_text = [i for i, t in enumerate(table[text_column]) if not (isinstance(t, str) or t is None or (isinstance(t, float) and t != t))]
+    if not_text:  # JSONL numbers, lists, objects: scoring their repr as a text would be a silent wrong answer
+        i = not_text[0]
+        cell = table[text_column].iloc[i]
+        raise InputError(f"{file}: row {i + 1}, column {text_column!r}: {cell!r} is a {type(cell).__name__}, not a text"
+                         + (f" ({len(not_text)} such rows)" if len(not_text) > 1 else ""))
     id_col = id_column or next((c for c in ("item_id", "id") if c in table.columns), None)
     if id_col is not None and id_col not in table.columns:
         raise typer.BadParameter(f"{file}: no column {id_col!r}; found {', '.join(map(str, table.columns))}", param_hint="--id-column")
@@ -57,6 +70,16 @@ def evaluate(
         raise typer.BadParameter(f"{file}: item id {dup!r} appears more than once in column {id_col!r}", param_hint="--id-column")
     names = [get_taxonomy().resolve(v) for v in value]  # an unknown value fails first, listing the valid ones
     panel = AnchorPanel.from_source(vidb, revision=revision, split=split)
+    if len(panel.rejected):  # e.g. intensities outside [-10, 10]: reported and kept beside the scores, never dropped silently
+        from validation.rejects import RejectSink
+
+        sink = RejectSink("evaluate", root=Path("."), out=out)
+        sink.rows = [{"stage": "evaluate", **r} for r in panel.rejected.to_dict("records")]
+        by_column = panel.rejected["column"].value_counts()
+        typer.echo(f"warning: {len(panel.rejected)} anchor row(s) of {panel.source} left out ("
+                   + ", ".join(f"{c}: {n}" for c, n in by_column.items())
+                   + f"; e.g. row {panel.rejected['row'].iloc[0]}: {panel.rejected['reason'].iloc[0]}); listed in {sink.write()}",
+                   err=True)
     j = make_judge(judge)
     scale_value: float | str = scale if scale == "auto" else float(scale)
     evaluator = AnchorEvaluator(
@@ -96,7 +119,9 @@ def eval_evaluator(
                 f"{spec[:21]:<22}{mode:<10}{_f(r['mae'])}{_f(r['spearman'])}{_f(r['sign_accuracy'])}"
                 f"{_f(r['pairwise_accuracy'])}{_f(r['stability_sd'])}{_f(r['calls_per_text'])}"
             )
-    typer.echo(f"test texts: {metrics['counts']['test_texts']}, anchors: {metrics['counts']['anchors']}; wrote metrics/evaluator.json")
+    for spec, note in metrics.get("judges_in_build", {}).items():
+        typer.echo(f"note: {spec}: {note}")
+    typer.echo(f"test texts: {metrics['counts']['test_texts']}, anchors: {metrics['counts']['anchors']}")
 
 
 def train_judge(
@@ -114,7 +139,7 @@ def train_judge(
 
     cfg = JudgeTrainConfig.from_params(stage_params("train_judge", params), vidb=vidb, extra=extra or None,
                                        base_model=base_model, out=out, steps=steps)
-    write_metrics("train_judge", run(cfg, echo=typer.echo))
+    write_metrics("train_judge", run(cfg, echo=typer.echo), cfg.root, out=cfg.out)
 
 
 def _f(x) -> str:

@@ -138,7 +138,9 @@ def run_metrics(runs: pd.DataFrame, cfg: EvalEvaluatorConfig) -> dict:
             "mean_variance": float((sd**2).mean()),
             "max_range": float((wide.max(axis=1) - wide.min(axis=1)).max()),
             "calls_per_text": float(runs["judge_calls"].mean()),
+            # over uncensored scores only: a censored one (beyond every anchor it met) is a bound without an SE
             "mean_se": float(runs["intensity_se"].mean()) if runs["intensity_se"].notna().any() else None,
+            "censored_share": float(runs["censored"].notna().mean()) if "censored" in runs.columns else 0.0,
             "n_texts": int(runs.groupby("repeat").size().iloc[0]),
             "repeats": int(runs["repeat"].nunique()),
         }
@@ -152,6 +154,17 @@ def _mean(xs: list[float]) -> float:
 
 
 # --- the stage -----------------------------------------------------------------------------------------------
+def _build_judges(vidb: str) -> set[str]:
+    """The judges whose rankings a VIDB release folder was aggregated from (its stats.json), if it says."""
+    import json
+
+    stats = Path(vidb) / "stats.json"
+    try:
+        return set(json.loads(stats.read_text(encoding="utf-8")).get("judges", [])) if stats.is_file() else set()
+    except (OSError, ValueError):
+        return set()
+
+
 def _judge(spec: str, cfg: EvalEvaluatorConfig):
     from valueflow.judges import make_judge
 
@@ -171,7 +184,7 @@ def evaluate_evaluator(cfg: EvalEvaluatorConfig, root: str | Path = ".") -> dict
 
         torch.set_num_threads(cfg.threads)  # small encoding batches: one thread is fastest on a shared machine
     panel = AnchorPanel.from_source(cfg.vidb, revision=cfg.revision)
-    sink = RejectSink("eval_evaluator", root)
+    sink = RejectSink("eval_evaluator", root, out=cfg.scores_out)
     for rec in panel.rejected.to_dict("records"):
         sink.rows.append({"stage": "eval_evaluator", **rec})
     gold, anchors = split_gold_and_anchors(panel, cfg)
@@ -180,8 +193,13 @@ def evaluate_evaluator(cfg: EvalEvaluatorConfig, root: str | Path = ".") -> dict
     items = pd.DataFrame({"item_id": gold["anchor_id"].astype(str), "text": gold["text"], "value": gold["value"]})
     modes = [("ranking", s) for s in cfg.sampling] + ([("rating", "rating")] if cfg.rating else [])
     all_runs, results, timings, skipped = [], {}, {}, {}
+    built_by = _build_judges(cfg.vidb)
+    in_build = {}
     for spec in cfg.judges:
         judge = _judge(spec, cfg)
+        if judge.name in built_by:  # its rankings made the gold intensities: its figures are not held out
+            in_build[spec] = (f"{judge.name} ranked the texts this VIDB was built from: its scores are a consistency "
+                              "check against its own rankings, not held-out quality")
         results[spec] = {}
         for mode, sampling in modes:
             t = time.perf_counter()
@@ -203,12 +221,13 @@ def evaluate_evaluator(cfg: EvalEvaluatorConfig, root: str | Path = ".") -> dict
             results[spec][sampling] = run_metrics(df, cfg)
             timings[f"{spec}/{sampling}"] = round(time.perf_counter() - t, 3)
     scores = pd.concat(all_runs, ignore_index=True)
-    cols = ["judge", "mode", "repeat", "item_id", "value", "gold", "intensity", "intensity_se", "judge_calls", "missing_reason"]
+    cols = ["judge", "mode", "repeat", "item_id", "value", "gold", "intensity", "intensity_se", "censored", "judge_calls", "missing_reason"]
     write_parquet(scores[cols], root / cfg.scores_out)
     plot_pred_vs_gold(scores, root / cfg.plot_out)
     sink.write()
     metrics = {
         "judges": results,
+        "judges_in_build": in_build,
         "skipped": skipped,
         "settings": {"k": cfg.k, "m": cfg.m, "scale": cfg.scale, "prior_precision": cfg.prior_precision, "repeats": cfg.repeats, "seed": cfg.seed, "sign_threshold": cfg.sign_threshold,
                      "pair_min_gap": cfg.pair_min_gap, "vidb": cfg.vidb, "revision": cfg.revision},
@@ -223,8 +242,8 @@ def evaluate_evaluator(cfg: EvalEvaluatorConfig, root: str | Path = ".") -> dict
         "timings_s": {**timings, "total": round(time.perf_counter() - t0, 3)},
     }
     out = root / cfg.metrics_out
-    if out == root / "metrics" / "evaluator.json":
-        write_metrics("evaluator", metrics, root)
+    if out == root / "metrics" / "evaluator.json":  # the default: the pipeline's file, or beside an ad-hoc run's scores
+        write_metrics("evaluator", metrics, root, out=cfg.scores_out)
     else:
         from valueflow.io import write_json
 

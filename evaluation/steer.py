@@ -324,7 +324,7 @@ def steer(cfg: SteerConfig, *, progress: bool = True) -> tuple[pd.DataFrame, dic
     from tqdm.auto import tqdm
 
     t0 = time.perf_counter()
-    sink = RejectSink("steer", root=cfg.root)
+    sink = RejectSink("steer", root=cfg.root, out=cfg.out)
     plan_targets(cfg.values, cfg.intensities, cfg.multi_targets, cfg.formats)  # bad targets fail before any work
     queries = load_queries(cfg.queries, sink, max_queries=cfg.max_queries, query_ids=cfg.query_ids)
     needs_pool = any(f in ("user_texts", "multi_user_texts") for f in cfg.formats) or any(
@@ -408,7 +408,7 @@ def steer(cfg: SteerConfig, *, progress: bool = True) -> tuple[pd.DataFrame, dic
         "backends": per_backend,
         "seconds": round(time.perf_counter() - t0, 3),
     }
-    write_metrics("steer", metrics, cfg.root)
+    write_metrics("steer", metrics, cfg.root, out=cfg.out)
     return df, metrics
 
 

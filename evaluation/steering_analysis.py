@@ -396,7 +396,7 @@ def eval_steering(cfg: EvalSteeringConfig, *, progress: bool = True, evaluator: 
     path = root / cfg.responses
     if not path.exists():
         raise InputError(f"{path}: responses not found (run `valueflow steer` first)")
-    sink = RejectSink("eval_steering", root=root)
+    sink = RejectSink("eval_steering", root=root, out=cfg.scores_out)
     responses = validate_rows(pd.read_parquet(path), ResponsesSchema, sink, file=str(path))
     if responses.empty:
         raise InputError(f"{path}: no valid responses")
@@ -439,5 +439,5 @@ def eval_steering(cfg: EvalSteeringConfig, *, progress: bool = True, evaluator: 
         "seconds": round(time.perf_counter() - t0, 3),
         "scoring_seconds": round(t_score, 3),
     })
-    write_metrics("steering", result, root)
+    write_metrics("steering", result, root, out=cfg.scores_out)
     return result

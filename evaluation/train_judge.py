@@ -206,7 +206,7 @@ def train_judge(cfg: JudgeTrainConfig, echo=print) -> dict:
 
     started = time.perf_counter()
     cfg.check()
-    sink = RejectSink("train_judge", root=cfg.root)
+    sink = RejectSink("train_judge", root=cfg.root, out=cfg.out)
     vidb_path = cfg.root / cfg.vidb
     vidb = read_labelled(vidb_path)
     vidb_rows = judge_rows(vidb, str(vidb_path), sink, cfg.direction_intensity)

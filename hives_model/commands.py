@@ -40,7 +40,7 @@ def train_hives(
             p[stage] = {**p.get(stage, {}), "steps": steps}
     cfg = HivesTrainConfig.from_params(p, data=data, base_model=base_model, out=out, checkpoint_steps=checkpoint_steps)
     _, metrics = run(cfg)
-    write_metrics("train_hives", metrics)
+    write_metrics("train_hives", metrics, out=cfg.out)
     typer.echo(f"trained on {metrics['rows']} rows ({metrics['rows_per_theory']}); "
                f"{metrics['steps']['stage1']}+{metrics['steps']['stage2']} steps in {metrics['seconds']} s; "
                f"final losses {metrics['final_loss']}; saved to {cfg.out}")
@@ -60,7 +60,7 @@ def eval_hives(
     _threads()
     cfg = HivesEvalConfig.from_params(stage_params("eval_hives", params), model=model, data=data, release=release,
                                       export=False if no_export else None)
-    write_metrics("hives", evaluate_hives(cfg, echo=typer.echo))
+    write_metrics("hives", evaluate_hives(cfg, echo=typer.echo), out=cfg.release)
 
 
 def profile(
@@ -75,17 +75,23 @@ def profile(
 
     from hives_model.profile import plot_value_space, value_profiles, value_prototypes
     from valueflow.io import read_table, write_parquet, write_text
-    from valueflow.models import load_sentence_model
+    from valueflow.models import clip_to_window, load_sentence_model
 
+    if out is not None and out.suffix.lower() not in (".csv", ".parquet"):  # before any work: never CSV under another name
+        raise typer.BadParameter(f"{out}: unsupported format {out.suffix or '(none)'!r}; use .csv or .parquet", param_hint="--out")
     _threads()
     texts = read_table(file, required=("text",))["text"].astype(str).tolist()
     st = load_sentence_model(model)
     model_dir = Path(model) if Path(model).is_dir() else None
     protos = value_prototypes(st, model_dir)
-    emb = st.encode(texts, normalize_embeddings=True, convert_to_numpy=True)
+    clipped, n_long = clip_to_window(st, texts)  # bounded memory for huge texts, and said, not silent
+    if n_long:
+        typer.echo(f"warning: {n_long} of {len(texts)} text(s) are longer than the model window "
+                   f"({st.max_seq_length} tokens) and were truncated to it", err=True)
+    emb = st.encode(clipped, normalize_embeddings=True, convert_to_numpy=True)
     profiles = value_profiles(st, texts, top=top, prototypes=protos, embeddings=emb)
     if out is not None:
-        if out.suffix == ".parquet":
+        if out.suffix.lower() == ".parquet":
             write_parquet(profiles, out)
         else:
             write_text(profiles.to_csv(index=False), out)

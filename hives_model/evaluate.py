@@ -93,7 +93,7 @@ def evaluate_hives(cfg: HivesEvalConfig, echo=print) -> dict:
     base_name = cfg.base_model or trained_with.get("base_model", DEFAULT_BASE_MODEL)
     missing = trained_with.get("missing_direction", "unknown")
 
-    sink = RejectSink("eval_hives")
+    sink = RejectSink("eval_hives", out=cfg.release)
     rows = training_rows(load_texts(cfg.data, sink, split=cfg.split), missing, sink, file=str(cfg.data))
     rows, leaked = drop_training_texts(rows, training_texts(training))
     probe_rows = None

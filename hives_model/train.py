@@ -159,7 +159,7 @@ def train_hives(cfg: HivesTrainConfig, evaluator=None, eval_steps: int | None = 
         if stage.batch_size < 2:
             raise TrainingDataError(f"batch size {stage.batch_size} cannot hold an anchor and a positive (need >= 2)")
     model_path = resolve_model_path(cfg.base_model)  # refuses a local path that does not exist
-    sink = RejectSink("train_hives", root=cfg.root)
+    sink = RejectSink("train_hives", root=cfg.root, out=cfg.out)
     data_path = cfg.root / cfg.data
     texts = load_texts(data_path, sink, split=cfg.split)
     rows = training_rows(texts, cfg.missing_direction, sink, file=str(data_path))
@@ -196,7 +196,6 @@ def train_hives(cfg: HivesTrainConfig, evaluator=None, eval_steps: int | None = 
                 model.save(str(done[name]), create_model_card=False)
 
     out = cfg.root / cfg.out
-    _save_atomically(model, out)
     sink.write()
     seconds = time.perf_counter() - started
     metrics = {
@@ -218,10 +217,9 @@ def train_hives(cfg: HivesTrainConfig, evaluator=None, eval_steps: int | None = 
         "config": _plain_config(cfg),
         "seconds": round(seconds, 2),
     }
-    write_json({"values": {f"{k[0]}|{k[1]:+d}": v for k, v in readable_values.items()},
-                "groups": {f"{k[0]}|{k[1]:+d}": v for k, v in readable_groups.items()}},
-               out / "hives_anchors.json")
-    write_json(metrics, out / "hives_training.json")
+    anchors = {"values": {f"{k[0]}|{k[1]:+d}": v for k, v in readable_values.items()},
+               "groups": {f"{k[0]}|{k[1]:+d}": v for k, v in readable_groups.items()}}
+    _save_atomically(model, out, {"hives_anchors.json": anchors, "hives_training.json": metrics})
     if checkpoints is not None:
         shutil.rmtree(checkpoints, ignore_errors=True)  # the run is complete: nothing left to resume
     return model, metrics
@@ -232,10 +230,13 @@ def _plain_config(cfg: HivesTrainConfig) -> dict:
     return {k: (str(v) if isinstance(v, Path) else v) for k, v in d.items() if k != "root"}
 
 
-def _save_atomically(model, out: Path) -> None:
-    """Save into a sibling temp folder and swap it in, so a killed run never leaves a half-written model."""
+def _save_atomically(model, out: Path, records: dict[str, dict]) -> None:
+    """Save the model and its records into a sibling temp folder and swap it in whole, so a killed run never
+    leaves a half-written model, nor a new model beside the previous one's training record."""
     with atomic_dir(out) as tmp:
         model.save(str(tmp), create_model_card=False)
+        for name, record in records.items():
+            write_json(record, tmp / name)
 
 
 def read_training_metrics(model_dir: Path) -> dict:

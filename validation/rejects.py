@@ -1,6 +1,6 @@
 """The rejected-rows sink: nothing is dropped silently; every dropped row is kept with its reason.
 
-``data/rejected/<stage>.parquet`` holds, per rejected row: the file it came from, its row number there, the
+``data/rejected/<stage>.parquet`` (an ad-hoc run: ``<out>.rejected.parquet`` beside its output) holds, per rejected row: the file it came from, its row number there, the
 column at fault (empty when the whole row is at fault), the reason, and the original row as JSON so that it
 can be fixed and fed back.
 """
@@ -17,7 +17,7 @@ import pandas as pd
 import pandera.pandas as pa
 from pandera.errors import SchemaErrors
 
-from valueflow.io import write_parquet
+from valueflow.io import stage_records, write_parquet
 
 REJECTED_DIR = Path("data/rejected")
 REJECT_COLUMNS = ["stage", "file", "row", "column", "reason", "record"]
@@ -29,6 +29,7 @@ class RejectSink:
 
     stage: str
     root: Path = Path(".")
+    out: Path | None = None  # the run's main output: an ad-hoc run keeps its rejects beside it (stage_records)
     rows: list[dict] = field(default_factory=list)
 
     def add(self, df: pd.DataFrame, reason: str, *, file: str = "", column: str = "", rows: pd.Series | None = None) -> None:
@@ -61,7 +62,11 @@ class RejectSink:
 
     def write(self) -> Path:
         """Always write the file, even empty, so DVC can track it as an output and a reader sees "zero"."""
-        return write_parquet(self.frame(), self.root / REJECTED_DIR / f"{self.stage}.parquet")
+        return write_parquet(self.frame(), self.path)
+
+    @property
+    def path(self) -> Path:
+        return stage_records(self.stage, self.out, self.root)[1]
 
 
 def _plain(d: dict) -> dict:

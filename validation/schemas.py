@@ -201,6 +201,8 @@ class ScoresSchema(pa.DataFrameModel):
     judge_calls: Series[int] = pa.Field(ge=0)
     windows: Series[str]  # JSON list of the windows shown: [{"anchors": [...], "order": [...]}, ...]
     missing_reason: Series[str] = pa.Field(nullable=True)  # why intensity is missing; null when scored
+    # "below_all"/"above_all": ranked beyond every anchor it met, so the intensity is a bound without an SE
+    censored: Series[str] | None = pa.Field(nullable=True)
 
     @pa.dataframe_check(error="a missing intensity needs a missing_reason")
     def missing_has_reason(cls, df: pd.DataFrame) -> pd.Series:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import email.utils
 import json
+import os
 import random
 import time
 
@@ -83,3 +84,49 @@ def retry_delay(attempt: int, error: TransientError, backoff_s: float, max_backo
     if wait is None:
         wait = rng.uniform(0, min(max_backoff_s, backoff_s * 2 ** (attempt - 1)))
     return min(wait, max_backoff_s)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# which key goes where
+
+#: the only host that gets ``$OPENAI_API_KEY`` without being told to: the key's own issuer
+OPENAI_HOST = "api.openai.com"
+
+
+def is_loopback_host(host: str) -> bool:
+    import ipaddress
+
+    if host.lower() in ("localhost", "localhost.localdomain"):
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def endpoint_api_key(base_url: str, api_key_env: str | None, *, allow_insecure_http: bool = False,
+                     where: str = "") -> str | None:
+    """The bearer token for ``base_url``, or None: a key goes only to the endpoint it is configured for.
+
+    ``api_key_env`` names the environment variable holding the key for *this* endpoint. Left unset, only OpenAI's
+    own API gets ``$OPENAI_API_KEY``: a key a user exported for OpenAI must not leak to whatever local or
+    third-party server a judge or backend is pointed at. A key is never sent over plain http to a host other
+    than this machine (anyone on the path could read it) unless ``allow_insecure_http`` says so explicitly.
+    The key itself is only ever returned, never stored in params, caches, results or logs.
+    """
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(base_url)
+    host = parts.hostname or ""
+    if api_key_env is None:
+        if host.lower() != OPENAI_HOST:
+            return None
+        api_key_env = "OPENAI_API_KEY"
+    key = os.environ.get(api_key_env) or None
+    if key and parts.scheme != "https" and not is_loopback_host(host) and not allow_insecure_http:
+        prefix = f"{where}: " if where else ""
+        from valueflow.io import ConfigError
+
+        raise ConfigError(f"{prefix}refusing to send ${api_key_env} over plain {parts.scheme or 'http'} to {host or base_url}; "
+                         "use https, or set allow_insecure_http: true for this endpoint if the network is trusted")
+    return key

@@ -27,6 +27,9 @@ class _UserErrorsAsOneLine(TyperGroup):
         except (UnknownValueError, InputError, FileNotFoundError) as err:
             typer.echo(f"error: {err}", err=True)
             raise typer.Exit(2) from None
+        except (PermissionError, IsADirectoryError, NotADirectoryError, FileExistsError) as err:  # an unwritable output
+            typer.echo(f"error: {err.filename or ''}: cannot be written: {err.strerror or err}", err=True)
+            raise typer.Exit(2) from None
 
 
 app = typer.Typer(

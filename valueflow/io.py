@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import glob
 import hashlib
 import json
 import os
@@ -23,6 +24,10 @@ class InputError(ValueError):
     """
 
 
+class ConfigError(InputError):
+    """A setting (a params key, an option, an endpoint's key policy) cannot be used; the message names it and why."""
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path beside ``path`` and move it into place only if the block succeeds.
@@ -35,6 +40,8 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     os.close(fd)
     try:
         yield Path(tmp)
+        if Path(tmp).is_file():  # mkstemp makes 0600: a release file must be readable like any other
+            os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
     finally:
         with contextlib.suppress(FileNotFoundError):
@@ -50,10 +57,16 @@ def atomic_dir(path: str | Path) -> Iterator[Path]:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
     old = path.with_name(f".{path.name}.old")
+    if old.exists() and not path.exists():  # a swap was killed between its two renames: the old folder is whole
+        old.rename(path)
+    for stale in path.parent.glob(f".{glob.escape(path.name)}.*"):  # folders of builds that were killed midway
+        if stale != old and stale.is_dir() and not stale.name.endswith(".tmp"):
+            shutil.rmtree(stale, ignore_errors=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
     try:
         yield tmp
+        _normal_modes(tmp)
         if old.exists():
             shutil.rmtree(old)
         if path.exists():
@@ -64,6 +77,43 @@ def atomic_dir(path: str | Path) -> Iterator[Path]:
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _umask() -> int:
+    global _UMASK
+    if _UMASK is None:  # read once: setting it to read it is not thread-safe
+        _UMASK = os.umask(0)
+        os.umask(_UMASK)
+    return _UMASK
+
+
+_UMASK: int | None = None
+
+
+def _normal_modes(folder: Path) -> None:
+    """0755 folders and 0644 files (less the umask): mkdtemp and mkstemp make them private to the builder."""
+    mask = _umask()
+    os.chmod(folder, 0o777 & ~mask)
+    for dirpath, dirnames, filenames in os.walk(folder):
+        for d in dirnames:
+            os.chmod(os.path.join(dirpath, d), 0o777 & ~mask)
+        for f in filenames:
+            p = os.path.join(dirpath, f)
+            if not os.path.islink(p):
+                os.chmod(p, (0o777 if os.access(p, os.X_OK) else 0o666) & ~mask)
+
+
+def check_writable(path: str | Path) -> Path:
+    """Refuse an output path that cannot be written, before any work is done (not after an hour of judge calls)."""
+    path = Path(path)
+    if path.is_dir():
+        raise InputError(f"{path}: is a folder; give a file name")
+    parent = next((p for p in path.parents if p.exists()), Path("."))
+    if not parent.is_dir():
+        raise InputError(f"{path}: cannot be written: {parent} is a file, not a folder")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise InputError(f"{path}: cannot be written: no permission to write in {parent}")
+    return path
 
 
 def write_parquet(df: pd.DataFrame, path: str | Path) -> Path:
@@ -90,9 +140,55 @@ def _json_default(obj: object) -> object:
     raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
 
 
-def write_metrics(stage: str, metrics: dict, root: str | Path = ".") -> Path:
-    """``metrics/<stage>.json``: the stage's counts and timings, read by cards and ``dvc metrics show``."""
-    return write_json(metrics, Path(root) / "metrics" / f"{stage}.json")
+def pipeline_outputs() -> frozenset[str]:
+    """Every output path ``dvc.yaml`` declares (relative to the project root): the pipeline's own files."""
+    global _PIPELINE_OUTPUTS
+    if _PIPELINE_OUTPUTS is None:
+        import yaml
+
+        spec = PROJECT_ROOT / "dvc.yaml"
+        stages = (yaml.safe_load(spec.read_text(encoding="utf-8")) or {}).get("stages", {}) if spec.exists() else {}
+        outs = set()
+        for stage in stages.values():
+            for entry in stage.get("outs", []) or []:
+                outs.update([entry] if isinstance(entry, str) else entry)
+        _PIPELINE_OUTPUTS = frozenset(os.path.normpath(o) for o in outs)
+    return _PIPELINE_OUTPUTS
+
+
+_PIPELINE_OUTPUTS: frozenset[str] | None = None
+
+
+def stage_records(stage: str, out: str | Path | None, root: str | Path = ".", metrics_name: str | None = None) -> tuple[Path, Path]:
+    """Where a stage run writes its metrics and its rejected rows: ``(metrics file, rejected-rows file)``.
+
+    A pipeline run (its main output ``out`` is the one ``dvc.yaml`` declares, under ``root``) writes
+    ``metrics/<name>.json`` and ``data/rejected/<stage>.parquet`` there. An ad-hoc run (``--out`` or ``--params``
+    pointing elsewhere) writes ``<out>.metrics.json`` and ``<out>.rejected.parquet`` beside its output instead:
+    it must never overwrite the pipeline's records (``dvc checkout`` cannot restore uncached metrics, and the next
+    stage would read foreign rejected rows). Decided here once, for every stage.
+    """
+    root = Path(root)
+    name = metrics_name or stage
+    pipeline = (root / "metrics" / f"{name}.json", root / "data" / "rejected" / f"{stage}.parquet")
+    if out is None:
+        return pipeline
+    target = Path(out) if Path(out).is_absolute() else root / out
+    try:
+        relative = os.path.normpath(os.path.relpath(os.path.abspath(target), os.path.abspath(root)))
+    except ValueError:  # another drive (Windows)
+        relative = ""
+    if relative in pipeline_outputs():
+        return pipeline
+    return target.with_name(target.name + ".metrics.json"), target.with_name(target.name + ".rejected.parquet")
+
+
+def write_metrics(name: str, metrics: dict, root: str | Path = ".", out: str | Path | None = None) -> Path:
+    """The stage's counts and timings, read by cards and ``dvc metrics show`` (where: :func:`stage_records`).
+
+    ``name`` names the metrics file of a pipeline run (``metrics/<name>.json``); ``out`` is the run's main output.
+    """
+    return write_json(metrics, stage_records(name, out, root)[0])
 
 
 TABLE_SUFFIXES = (".csv", ".tsv", ".jsonl", ".json", ".parquet")

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Sequence
 from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
+
+logger = logging.getLogger("valueflow")
 
 DEFAULT_BASE_MODEL = "all-MiniLM-L6-v2"
 _DEFAULT_ALIASES = {"all-minilm-l6-v2", "sentence-transformers/all-minilm-l6-v2"}
@@ -37,6 +40,34 @@ def load_sentence_model(name_or_path: str = DEFAULT_BASE_MODEL, device: str | No
     return SentenceTransformer(resolve_model_path(name_or_path), device=device, revision=revision)
 
 
+#: characters kept per token of the model window before tokenizing: ordinary tokens are far shorter, so nothing
+#: the model would see is lost, and a huge text (50 MB) never reaches the tokenizer whole (gigabytes of tokens)
+CHARS_PER_TOKEN_CAP = 16
+
+
+def clip_to_window(model, texts: Sequence[str]) -> tuple[list[str], int]:
+    """``texts`` cut to what ``model`` can see, and how many of them were longer than its window.
+
+    sentence-transformers truncates silently and only after tokenizing the whole text; here the text is first
+    bounded in characters (memory stays small for any input), then texts that still exceed the window are
+    counted so the caller can say so.
+    """
+    limit = getattr(model, "max_seq_length", None)
+    tokenizer = getattr(model, "tokenizer", None)
+    if not limit or tokenizer is None:
+        return list(texts), 0
+    cap = int(limit) * CHARS_PER_TOKEN_CAP
+    clipped = [t[:cap] for t in texts]
+    # only texts with more characters than the window has tokens can overflow it (a token holds >= 1 character)
+    check = [i for i, t in enumerate(clipped) if len(t) > int(limit) // 2]
+    long = 0
+    if check:
+        lengths = tokenizer([clipped[i] for i in check], add_special_tokens=True, truncation=False,
+                            verbose=False)["input_ids"]
+        long = sum(len(ids) > int(limit) for ids in lengths)
+    return clipped, int(long)
+
+
 class CachedEncoder:
     """Normalised sentence embeddings with the model loaded on first use and each distinct text encoded once.
 
@@ -47,6 +78,7 @@ class CachedEncoder:
     def __init__(self, model: str = DEFAULT_BASE_MODEL, batch_size: int = 64, device: str | None = None) -> None:
         self.model_name, self.batch_size, self.device = model, int(batch_size), device
         self._cache: dict[str, object] = {}
+        self.truncated = 0  # texts longer than the model window, cut to it (counted, and warned about)
 
     @property
     def model(self):
@@ -56,7 +88,12 @@ class CachedEncoder:
         texts = list(texts)
         todo = list(dict.fromkeys(t for t in texts if t not in self._cache))
         if todo:
-            emb = self.model.encode(todo, batch_size=self.batch_size, normalize_embeddings=True, convert_to_numpy=True)
+            clipped, n_long = clip_to_window(self.model, todo)
+            if n_long:
+                self.truncated += n_long
+                logger.warning("%d of %d text(s) are longer than the model window (%d tokens) and were truncated to it "
+                               "(%d so far)", n_long, len(todo), self.model.max_seq_length, self.truncated)
+            emb = self.model.encode(clipped, batch_size=self.batch_size, normalize_embeddings=True, convert_to_numpy=True)
             self._cache.update(zip(todo, emb))
         if not texts:
             return np.zeros((0, self.model.get_sentence_embedding_dimension()), dtype=np.float32)

@@ -36,15 +36,17 @@ def test_collect_writes_rankings_of_the_window_design(project: Path):
     cfg = CollectConfig(judges=["reference"], k=4, m=3, root=project)
     rankings, metrics = collect(cfg)
     texts = pd.read_parquet(project / "data" / "texts.parquet")
-    assert len(rankings) == metrics["windows_per_judge"] == metrics["rankings"]
+    # one answer per window; a window with tied reference intensities is answered with one chain per tied member
+    assert rankings["ranking_id"].str.split(".").str[0].nunique() == metrics["windows_per_judge"]
+    assert len(rankings) == metrics["rankings"] >= metrics["windows_per_judge"]
     for _, row in rankings.iterrows():
-        assert len(row["window"]) == 4 and sorted(row["order"]) == sorted(row["window"])
+        assert 2 <= len(row["window"]) <= 4 and sorted(row["order"]) == sorted(row["window"])
     appearances = pd.Series([i for w in rankings["window"] for i in w]).value_counts()
     assert set(appearances.index) == set(texts["text_id"]) and appearances.min() >= 3
     # the reference judge follows the reference intensities
     ref = dict(zip(texts["text_id"], texts["reference_intensity"]))
     for order in rankings["order"]:
-        assert all(ref[a] >= ref[b] for a, b in zip(order, order[1:]))
+        assert all(ref[a] > ref[b] for a, b in zip(order, order[1:]))  # strictly: equal labels are never ordered
     assert json.loads((project / "metrics" / "collect.json").read_text())["k"] == 4
 
 

@@ -82,8 +82,13 @@ def server():
     s.close()
 
 
+@pytest.fixture(autouse=True)
+def _endpoint_key(monkeypatch):
+    monkeypatch.setenv("VF_TEST_KEY", "k-test")
+
+
 def _judge(server: FakeServer, tmp_path, **kw):
-    opts = dict(cache_dir=tmp_path / "cache", backoff=0.01, max_retries=2, timeout=5.0, concurrency=2, api_key="k-test")
+    opts = dict(cache_dir=tmp_path / "cache", backoff=0.01, max_retries=2, timeout=5.0, concurrency=2, api_key_env="VF_TEST_KEY")
     opts.update(kw)
     return make_judge(f"chat:fake-model@{server.url}", **opts)
 

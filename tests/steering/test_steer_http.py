@@ -80,7 +80,7 @@ def test_every_prompt_answered_once_retries_and_refusal(tmp_path, project_root, 
             assert (rows["attempts"] == 2).all()
         assert df.loc[df["query"].str.contains("REFUSE"), "refused"].all()
         assert not df.loc[~df["query"].str.contains("REFUSE"), "refused"].any()
-        metrics = json.loads((tmp_path / "metrics" / "steer.json").read_text())
+        metrics = json.loads((tmp_path / "responses.parquet.metrics.json").read_text())  # an ad-hoc run: beside its output
         assert metrics["refused"] == 3 and metrics["failed"] == 0
 
         # a rerun asks nothing: every answer comes from the journal

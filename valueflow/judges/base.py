@@ -13,12 +13,16 @@ class JudgeAnswer:
 
     ``order`` holds positions into the window (0-based), most supporting first; None when the judge gave no
     usable permutation, with ``error`` saying why (the window is then logged and left out, never guessed).
+    A judge that cannot order some texts (equal labels) leaves them out: ``order`` then covers a subset of the
+    window and the ranking is of that subset, and ``also`` holds further strict orders of other subsets (the
+    reference judge's chains through tie groups); an empty ``order`` means "answered, nothing to order" (all tied).
     """
 
     order: tuple[int, ...] | None
     error: str | None = None
     raw: str | None = None  # the judge's raw reply, for the log
     prompt_hash: str = ""
+    also: tuple[tuple[int, ...], ...] = ()
 
 
 class Judge(abc.ABC):
@@ -26,6 +30,13 @@ class Judge(abc.ABC):
 
     #: "<kind>:<model>@<version>", recorded with every ranking so results can be traced and cached
     name: str
+    #: constructor options that change how a judge is reached, never what it answers (a resumed collection that
+    #: changes them asks nothing again); every other option counts as part of the answer's key
+    transport_options: frozenset[str] = frozenset()
+
+    def answer_settings(self) -> dict:
+        """Settings beyond ``name`` that change the answers (sampling, endpoint): part of the resumption key."""
+        return {}
 
     @abc.abstractmethod
     def rank_windows(self, value: str, windows: Sequence[Sequence[str]]) -> list[JudgeAnswer]:

@@ -34,7 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
-from valueflow.chat_http import PermanentError, TransientError, read_response, retry_delay
+from valueflow.chat_http import PermanentError, TransientError, endpoint_api_key, read_response, retry_delay
 from valueflow.io import seeded_rng
 from valueflow.judges.base import Judge, JudgeAnswer, register_judge
 from valueflow.taxonomy import get_taxonomy
@@ -102,12 +102,18 @@ def parse_rating(reply: str) -> float:
 
 
 class ChatJudge(Judge):
+    transport_options = frozenset({"timeout", "max_retries", "backoff", "max_backoff", "reasks", "concurrency",
+                                   "cache_dir", "api_key_env", "allow_insecure_http"})
+
     """Ranks (and rates) texts with an OpenAI-compatible ``/chat/completions`` endpoint.
 
     Args:
         model: the served model name, e.g. ``google/gemma-3-27b-it``.
         base_url: the API root, e.g. ``http://localhost:8000/v1`` (default ``$OPENAI_BASE_URL`` or OpenAI's).
-        api_key: bearer token; default ``$OPENAI_API_KEY`` (never written to the cache or the logs).
+        api_key_env: the environment variable holding this endpoint's key; unset, only OpenAI's own API gets
+            ``$OPENAI_API_KEY`` (``valueflow.chat_http.endpoint_api_key``). The key is never written to the cache
+            or the logs.
+        allow_insecure_http: send the key over plain http to a host other than this machine (off: refused).
         timeout: seconds per HTTP request.
         max_retries: retries after a timeout, a transport error, a 408/429/5xx answer or a body that is no reply.
         backoff: first retry delay in seconds (jittered); doubles with every retry. A ``Retry-After`` header wins.
@@ -125,7 +131,8 @@ class ChatJudge(Judge):
         self,
         model: str,
         base_url: str | None = None,
-        api_key: str | None = None,
+        api_key_env: str | None = None,
+        allow_insecure_http: bool = False,
         timeout: float = 60.0,
         max_retries: int = 4,
         backoff: float = 1.0,
@@ -142,7 +149,8 @@ class ChatJudge(Judge):
 
         self.model = model
         self.base_url = (base_url or os.environ.get("OPENAI_BASE_URL") or "https://api.openai.com/v1").rstrip("/")
-        self._api_key = api_key if api_key is not None else os.environ.get("OPENAI_API_KEY")
+        api_key = endpoint_api_key(self.base_url, api_key_env, allow_insecure_http=allow_insecure_http,
+                                   where=f"judge chat:{model}")
         self.timeout, self.max_retries, self.backoff = float(timeout), int(max_retries), float(backoff)
         self.max_backoff = float(max_backoff)
         self._jitter = random.Random(seed)
@@ -150,10 +158,15 @@ class ChatJudge(Judge):
         self.cache_dir = Path(cache_dir) if cache_dir else None
         self.seed, self.temperature, self.max_tokens, self.shuffle = int(seed), float(temperature), int(max_tokens), bool(shuffle)
         self.name = f"chat:{model}@{PROMPT_VERSION}"
-        headers = {"Authorization": f"Bearer {self._api_key}"} if self._api_key else {}
-        self._client = httpx.Client(timeout=self.timeout, headers=headers)
+        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        # no redirects: a 30x must not carry the key to another host
+        self._client = httpx.Client(timeout=self.timeout, headers=headers, follow_redirects=False)
         self._lock = threading.Lock()
         self.stats = {"requests": 0, "cache_hits": 0, "retries": 0, "reasks": 0, "failures": 0}
+
+    def answer_settings(self) -> dict:
+        return {"base_url": self.base_url, "temperature": self.temperature, "seed": self.seed,
+                "max_tokens": self.max_tokens, "shuffle": self.shuffle, "prompt": PROMPT_VERSION}
 
     # -- transport ------------------------------------------------------------------------------------------
     def _count(self, key: str, n: int = 1) -> None:
@@ -183,7 +196,7 @@ class ChatJudge(Judge):
         from valueflow.io import write_json
 
         payload = self._payload(messages)
-        key = self.request_hash(payload)
+        key = self.request_hash({**payload, "endpoint": self.base_url})  # two servers may serve one model name
         path = self._cache_path(key)
         if path is not None and path.exists():
             self._count("cache_hits")

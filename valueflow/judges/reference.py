@@ -1,14 +1,20 @@
 """The reference judge: turns labels a source already carries into rankings.
 
 ValueNet's human -1/0/+1 labels and the seed corpus' reference intensities are not rankings; ordering each window
-by them (ties broken at random, seeded per window so a rerun gives the same order) lets them enter the same
-Plackett-Luce aggregation as any other judge, and makes them the yardstick other judges' reliabilities are
-measured against.
+by them lets them enter the same Plackett-Luce aggregation as any other judge, and makes them the yardstick other
+judges' reliabilities are measured against.
+
+Ties: equal labels say nothing about which of two texts is more supportive, and this judge counts with reliability
+1, so a coin flip between them would enter the fit as certain evidence. It therefore ranks only strictly ordered
+texts: a window with tied labels is answered with one strict chain per combination of its tie groups' members
+(labels {a: 1, b: 1, c: 0} give [a, c] and [b, c]), so every member of a tie group gets the same evidence and
+none is ever ranked above a text with an equal label; a window whose labels are all equal gives no ranking.
 """
 
 from __future__ import annotations
 
 import hashlib
+import itertools
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -30,6 +36,9 @@ class ReferenceJudge(Judge):
         self.seed = int(seed)
         self.name = f"reference:{source}@1"
 
+    def answer_settings(self) -> dict:
+        return {"ties": "chains"}  # the answers changed from coin-flip tie-breaks: never reuse those
+
     def _label(self, value: str, text: str) -> float | None:
         for key in ((value, text), text):
             if key in self.labels:
@@ -45,12 +54,15 @@ class ReferenceJudge(Judge):
             if missing:
                 answers.append(JudgeAnswer(None, error=f"no reference label for window position(s) {missing}"))
                 continue
-            digest = hashlib.sha1("\x1f".join([str(self.seed), value, *window]).encode()).digest()
-            rng = np.random.default_rng(int.from_bytes(digest[:8], "little"))
-            tiebreak = rng.random(len(window))
-            # lexsort: last key is primary -> label descending, then random tiebreak
-            order = np.lexsort((tiebreak, -np.asarray(labels)))
-            answers.append(JudgeAnswer(tuple(int(i) for i in order), prompt_hash=digest.hex()[:16]))
+            digest = hashlib.sha1("\x1f".join([str(self.seed), value, *window]).encode()).hexdigest()[:16]
+            groups: dict[float, list[int]] = {}
+            for i, x in enumerate(labels):
+                groups.setdefault(x, []).append(i)
+            if len(groups) < 2:
+                answers.append(JudgeAnswer((), error="every label in the window is equal: nothing to order", prompt_hash=digest))
+                continue
+            chains = list(itertools.product(*(groups[x] for x in sorted(groups, reverse=True))))
+            answers.append(JudgeAnswer(chains[0], prompt_hash=digest, also=tuple(chains[1:])))
         return answers
 
     def rate(self, value: str, texts: Sequence[str]) -> list[float | None]:
