@@ -21,8 +21,8 @@ import pandas as pd
 import torch
 
 from evaluation.anchors import seed_split
-from evaluation.steer import SteerConfig, steer
 from evaluation.eval_steering import EvalSteeringConfig, eval_steering
+from evaluation.steer import SteerConfig, steer
 from valueflow.io import refdata_dir, stable_text_id
 
 VALUES = ["benevolence", "universalism", "power", "hedonism", "care-harm", "justice"]

@@ -26,6 +26,7 @@ from valueflow.io import read_table, write_metrics, write_parquet
 from valueflow.params import StageParams
 from valueflow.plackett_luce import RankingData, fit_plackett_luce
 
+
 class AggregateConfig(StageParams):
     """The ``aggregate`` section of params.yaml."""
 

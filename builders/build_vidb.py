@@ -271,8 +271,7 @@ def pairwise_accuracy(intensity: np.ndarray, label: np.ndarray) -> float | None:
 
 
 def _stats(full: pd.DataFrame, rankings: pd.DataFrame, counts: dict, calibrations: dict, cfg: BuildConfig) -> dict:
-    from scipy.stats import spearmanr
-
+    from valueflow.stats import spearman
     from valueflow.taxonomy import get_taxonomy
 
     tax = get_taxonomy()
@@ -280,7 +279,7 @@ def _stats(full: pd.DataFrame, rankings: pd.DataFrame, counts: dict, calibration
     for value, g in full.groupby("value", sort=True):
         ref = g["reference_intensity"].astype(float)
         has = ref.notna() & g["intensity"].notna()
-        rho = spearmanr(g.loc[has, "intensity"], ref[has])[0] if has.sum() > 2 else None
+        rho = spearman(g.loc[has, "intensity"], ref[has])
         flags: dict[str, int] = {}
         for f in g["flag"]:
             for r in filter(None, f.split(";")):
@@ -295,7 +294,7 @@ def _stats(full: pd.DataFrame, rankings: pd.DataFrame, counts: dict, calibration
             "rankings": int((rankings["value"] == value).sum()),
             "mean_intensity": round(float(g["intensity"].mean()), 3) if g["intensity"].notna().any() else None,
             "calibration": calibrations[value]["method"],
-            "spearman_vs_reference": None if rho is None or np.isnan(rho) else round(float(rho), 4),
+            "spearman_vs_reference": None if rho is None else round(rho, 4),
             "flags": flags,
         }
     flag_counts: dict[str, int] = {}

@@ -22,8 +22,8 @@ of every run (``data/evaluator_scores.parquet``: judge, mode, repeat, item_id, v
 from __future__ import annotations
 
 import time
-from typing import ClassVar, Literal
 from pathlib import Path
+from typing import ClassVar, Literal
 
 import numpy as np
 import pandas as pd
@@ -32,6 +32,7 @@ from pydantic import Field, field_validator
 from evaluation.anchor_evaluator import AnchorEvaluator
 from evaluation.anchors import AnchorPanel
 from valueflow.params import StageParams
+from valueflow.stats import spearman
 
 PAPER_TABLE1 = {
     "ranking": {"mean_variance": 2.1, "sign_accuracy": 0.868, "pairwise_accuracy": 0.842},
@@ -112,19 +113,13 @@ def pairwise_accuracy(pred: np.ndarray, gold: np.ndarray, groups: np.ndarray, mi
     return hits / total if total else float("nan")
 
 
-def spearman(a: np.ndarray, b: np.ndarray) -> float:
-    if len(a) < 3:
-        return float("nan")
-    return float(pd.Series(a).corr(pd.Series(b), method="spearman"))
-
-
 def run_metrics(runs: pd.DataFrame, cfg: EvalEvaluatorConfig) -> dict:
     """Metrics of one (judge, mode): accuracy metrics per repeat, averaged; stability across repeats."""
     per_repeat = []
     for _, r in runs.groupby("repeat"):
         ok = r["intensity"].notna().to_numpy()
         pred, gold, val = r["intensity"].to_numpy()[ok], r["gold"].to_numpy()[ok], r["value"].to_numpy()[ok]
-        per_value = [spearman(pred[val == v], gold[val == v]) for v in np.unique(val) if (val == v).sum() >= 3]
+        per_value = [r for v in np.unique(val) if (r := spearman(pred[val == v], gold[val == v])) is not None]
         per_repeat.append(
             {
                 "mae": float(np.mean(np.abs(pred - gold))) if ok.any() else float("nan"),

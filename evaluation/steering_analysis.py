@@ -40,6 +40,7 @@ import numpy as np
 import pandas as pd
 
 from evaluation.prompts import LEVEL_CENTRE, MULTI_BASE_FORMAT, MULTI_FORMATS, SINGLE_FORMATS, targets_json
+from valueflow.stats import spearman
 
 REGIME_THRESHOLDS = {"strong": {"slope": 2.0, "monotonicity": 0.8}, "moderate": {"slope": 0.75, "monotonicity": 0.4}}
 IDEAL_SLOPE = LEVEL_CENTRE[1] - LEVEL_CENTRE[0]  # VIDB points between the centres of adjacent ordinal bins
@@ -110,15 +111,6 @@ def mean_ci(x: Iterable[float], level: float = 0.95) -> tuple[float | None, floa
         return m, None, None
     half = float(stats.t.ppf(0.5 + level / 2, a.size - 1) * a.std(ddof=1) / math.sqrt(a.size))
     return m, m - half, m + half
-
-
-def spearman(x: np.ndarray, y: np.ndarray) -> float | None:
-    from scipy import stats
-
-    if len(x) < 3 or np.ptp(x) == 0 or np.ptp(y) == 0:
-        return None
-    r = stats.spearmanr(x, y).statistic
-    return None if not np.isfinite(r) else float(r)
 
 
 def slope(x: np.ndarray, y: np.ndarray) -> float | None:
