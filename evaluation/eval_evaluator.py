@@ -84,7 +84,8 @@ def split_gold_and_anchors(panel: AnchorPanel, cfg: EvalEvaluatorConfig) -> tupl
     """The gold test texts and a panel of anchors that contains none of them."""
     gold = panel.table[panel.table["split"] == cfg.test_split]
     if cfg.max_texts_per_value:
-        gold = gold.groupby("value", group_keys=False).apply(lambda g: g.head(cfg.max_texts_per_value))
+        # per value, in value order (groupby.apply would drop the value column under pandas 3)
+        gold = pd.concat([g.head(cfg.max_texts_per_value) for _, g in gold.groupby("value", sort=True)])
     gold = gold.reset_index(drop=True)
     wanted = [s.strip() for s in cfg.anchor_splits.split(",")]
     anchors = panel.subset(panel.table["split"].isin(wanted)).without_texts(gold["text"])
