@@ -18,7 +18,7 @@ from typing import ClassVar
 
 import numpy as np
 import pandas as pd
-from pydantic import Field, field_validator
+from pydantic import Field
 
 from validation.rejects import RejectSink, validate_rows
 from validation.schemas import RANKING_COLUMNS, RankingsSchema, TextsSchema, UtilitiesSchema
@@ -42,11 +42,6 @@ class AggregateConfig(StageParams):
     spread_min_reliability: float = Field(0.3, ge=0)  # judges below this relative reliability do not count in judge_spread
     dense_se_limit: int = Field(3000, ge=0)
     root: Path = Path(".")
-
-    @field_validator("anchor_judges", mode="before")
-    @classmethod
-    def _one_or_many(cls, v: object) -> object:
-        return [v] if isinstance(v, str) else v
 
 
 def _as_id_list(x: object) -> object:

@@ -49,21 +49,11 @@ class CollectConfig(StageParams):
     import_rankings: list[str] = Field(default_factory=list)
     root: Path = Path(".")
 
-    @field_validator("judges", "import_rankings", mode="before")
-    @classmethod
-    def _one_or_many(cls, v: object) -> object:
-        return [v] if isinstance(v, str) else v
-
     @field_validator("values", mode="before")
     @classmethod
     def _canonical_values(cls, v: object) -> object:
         """Value names in any alias, resolved through the taxonomy; an unknown name fails listing the valid ones."""
-        if v is None:
-            return None
-        names = [v] if isinstance(v, str) else v
-        if not isinstance(names, list):
-            return names  # let the type check say what is wrong
-        return canonical_values(names)
+        return canonical_values(v) if isinstance(v, list) else v  # anything else: the type check says what is wrong
 
     @model_validator(mode="after")
     def _options_of_listed_judges(self) -> CollectConfig:

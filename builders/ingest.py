@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import ClassVar
 
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field
 
 from builders.sources import ADAPTERS, Candidates, read_labelled_table
 from validation.rejects import RejectSink, validate_rows
@@ -43,11 +43,6 @@ class IngestConfig(StageParams):
     tables: list[TableSpec] = Field(default_factory=list)  # extra labelled tables
     out: Path = Path("data/texts.parquet")
     root: Path = Path(".")
-
-    @field_validator("sources", mode="before")
-    @classmethod
-    def _one_or_many(cls, v: object) -> object:
-        return [v] if isinstance(v, str) else v
 
 
 @dataclass

@@ -67,11 +67,6 @@ class EvalEvaluatorConfig(StageParams):
     threads: int | None = Field(1, ge=1)
     progress: bool = True
 
-    @field_validator("judges", "sampling", mode="before")
-    @classmethod
-    def _one_or_many(cls, v: object) -> object:
-        return [v] if isinstance(v, str) else v
-
     @field_validator("scale")
     @classmethod
     def _positive_scale(cls, v: float | str) -> float | str:

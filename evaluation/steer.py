@@ -163,11 +163,6 @@ class SteerConfig(StageParams):
     cache_dir: Path = Path("data/cache/steer")
     root: Path = Path(".")
 
-    @field_validator("values", "formats", "query_ids", mode="before")
-    @classmethod
-    def _one_or_many(cls, v: object) -> object:
-        return [v] if isinstance(v, str) else v
-
     @field_validator("intensities", mode="before")
     @classmethod
     def _levels(cls, v: object) -> object:

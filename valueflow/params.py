@@ -76,12 +76,18 @@ def describe_validation_error(err: ValidationError, stage: str, where: str, allo
     return f"{where}: " + "; ".join(parts)
 
 
-def _accepts_none(annotation: Any) -> bool:
+def _accepts(annotation: Any, kind: type) -> bool:
+    """Whether a field annotation admits values of ``kind`` (None, str, or a list/tuple for ``list``)."""
     import types
     import typing
 
-    return annotation is None or annotation is type(None) or (
-        typing.get_origin(annotation) in (typing.Union, types.UnionType) and type(None) in typing.get_args(annotation))
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        return any(_accepts(a, kind) for a in typing.get_args(annotation))
+    if kind is type(None):
+        return annotation is None or annotation is type(None)
+    if kind is list:
+        return typing.get_origin(annotation) in (list, tuple) or annotation in (list, tuple)
+    return annotation is kind or typing.get_origin(annotation) is typing.Literal
 
 
 class StageParams(BaseModel):
@@ -98,12 +104,20 @@ class StageParams(BaseModel):
 
     @model_validator(mode="before")
     @classmethod
-    def _empty_means_default(cls, data: Any) -> Any:
-        """A key left empty in YAML (``tables:``) takes the field's default, unless None is a meaningful value."""
-        if isinstance(data, dict):
-            return {k: v for k, v in data.items()
-                    if not (v is None and k in cls.model_fields and not _accepts_none(cls.model_fields[k].annotation))}
-        return data
+    def _plain_yaml(cls, data: Any) -> Any:
+        """A key left empty in YAML (``tables:``) takes the field's default, unless None is a meaningful value; a
+        bare string where a list is wanted (``values: benevolence``) is a list of that one item, never its letters."""
+        if not isinstance(data, dict):
+            return data
+        out = {}
+        for k, v in data.items():
+            field = cls.model_fields.get(k)
+            if field is not None and v is None and not _accepts(field.annotation, type(None)):
+                continue
+            if field is not None and isinstance(v, str) and _accepts(field.annotation, list) and not _accepts(field.annotation, str):
+                v = [v]
+            out[k] = v
+        return out
 
     @classmethod
     def from_params(cls, params: Mapping[str, Any], *, where: str = "params", **overrides: Any) -> Self:
