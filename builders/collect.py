@@ -25,7 +25,7 @@ from pydantic import Field, field_validator, model_validator
 
 from validation.rejects import RejectSink, validate_rows
 from validation.schemas import RANKING_COLUMNS, TextsSchema
-from valueflow.io import read_table, seeded_rng, write_metrics, write_parquet
+from valueflow.io import InputError, read_table, seeded_rng, write_metrics, write_parquet
 from valueflow.judges import Judge, make_judge
 from valueflow.params import StageParams, canonical_values
 from valueflow.plackett_luce import design_windows
@@ -132,6 +132,9 @@ def collect(cfg: CollectConfig, judges: list[Judge] | None = None) -> tuple[pd.D
     raw = read_table(cfg.root / cfg.texts, required=tuple(TextsSchema.to_schema().columns))
     texts = validate_rows(raw, TextsSchema, sink, file=str(cfg.texts))
     values = sorted(texts["value"].unique()) if cfg.values is None else list(cfg.values)
+    absent = sorted(set(values) - set(texts["value"]))
+    if absent:  # a value asked for by name that the texts do not have would give "0 rankings" and exit 0
+        raise InputError(f"{cfg.texts}: no texts of collect.values {', '.join(absent)}")
     judges = judges if judges is not None else build_judges(cfg, texts)
     store = RankingStore(cfg.root / cfg.store)
     text_of = dict(zip(texts["text_id"], texts["text"]))

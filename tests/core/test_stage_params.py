@@ -8,8 +8,10 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from builders.collect import CollectConfig
+from builders.collect import CollectConfig, collect
+from builders.ingest import IngestConfig, ingest
 from valueflow.cli import app
+from valueflow.io import InputError
 from valueflow.params import ParamsError
 
 # stage section -> (command, a wrong-typed key and value)
@@ -126,6 +128,14 @@ def test_collect_values_accept_aliases_and_a_bare_string():
     assert CollectConfig.from_params({"values": None}).values is None  # every value in the texts
     with pytest.raises(ParamsError, match="collect.values: unknown value 'Care/Harmm'"):
         CollectConfig.from_params({"values": ["Care/Harmm"]})
+
+
+def test_collect_refuses_a_value_the_texts_do_not_have(tmp_path, project_root):
+    seed, _ = ingest(IngestConfig(seed_dir=project_root / "data" / "seed" / "texts", out=Path("seed.parquet"), root=tmp_path))
+    seed[seed["value"] == "benevolence"].to_parquet(tmp_path / "data" / "texts.parquet", index=False)
+    with pytest.raises(InputError, match="no texts of collect.values care-harm"):
+        collect(CollectConfig(values=["Care/Harm"], judges=["reference"], root=tmp_path))
+    assert not (tmp_path / "data" / "rankings.parquet").exists()
 
 
 def test_defaults_live_in_the_model_and_params_override_them():
