@@ -12,8 +12,8 @@ transformers = pytest.importorskip("transformers")
 
 from evaluation.anchor_evaluator import AnchorEvaluator
 from evaluation.anchors import AnchorPanel
-from valueflow.judges import make_judge
 from tests.tiny_lm import build_tiny_lm
+from valueflow.judges import make_judge
 from valueflow.judges.chat import ChatJudge
 
 

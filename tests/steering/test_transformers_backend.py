@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 from tests.tiny_lm import build_tiny_lm
 from valueflow.cli import app
 
+
 @pytest.fixture(scope="module")
 def tiny_lm(tmp_path_factory):
     """A 1-layer Llama with the base model's WordPiece tokenizer, saved as a normal model folder."""
