@@ -19,6 +19,7 @@ METRIC_ROWS = (
     ("ranking_accuracy", "Hierarchical ranking accuracy"),
     ("ranking_accuracy_strict", "Hierarchical ranking accuracy (strict)"),
     ("similarity_correlation", "Similarity correlation (Pearson)"),
+    ("mean_cosine", "Mean cosine between texts (collapse monitor)"),
     ("orthogonality_mean", "Orthogonality of value centroids (mean over theories)"),
 )
 
@@ -70,21 +71,21 @@ def _fmt(x: object) -> str:
 
 
 def metric_table_rows(evaluation: dict) -> list[dict]:
-    """Rows of (metric, HiVES, base, difference) for the card."""
-    hives, base = evaluation.get("hives", {}), evaluation.get("base", {})
-    rows = []
-    for key, label in METRIC_ROWS:
-        a, b = hives.get(key), base.get(key)
-        rows.append({"metric": label, "hives": _fmt(a), "base": _fmt(b),
-                     "diff": f"{a - b:+.3f}" if a is not None and b is not None else "-"})
+    """Rows of (metric, HiVES, base, difference, oracle, headroom closed) for the card."""
+    hives, base, oracle = evaluation.get("hives", {}), evaluation.get("base", {}), evaluation.get("oracle", {})
+    closed = evaluation.get("headroom", {}).get("hives", {})
+
+    def row(label: str, a, b, o=None, share=None) -> dict:
+        return {"metric": label, "hives": _fmt(a), "base": _fmt(b), "oracle": _fmt(o),
+                "diff": f"{a - b:+.3f}" if a is not None and b is not None else "-",
+                "closed": f"{share:.0%}" if share is not None else "-"}
+
+    rows = [row(label, hives.get(key), base.get(key), oracle.get(key), closed.get(key)) for key, label in METRIC_ROWS]
     for theory in sorted(hives.get("orthogonality", {})):
-        a, b = hives["orthogonality"].get(theory), base.get("orthogonality", {}).get(theory)
-        rows.append({"metric": f"Orthogonality ({theory})", "hives": _fmt(a), "base": _fmt(b),
-                     "diff": f"{a - b:+.3f}" if a is not None and b is not None else "-"})
-    a = hives.get("intensity_probe", {}).get("kendall_tau")
-    b = base.get("intensity_probe", {}).get("kendall_tau")
-    rows.append({"metric": "Intensity probe (Kendall tau)", "hives": _fmt(a), "base": _fmt(b),
-                 "diff": f"{a - b:+.3f}" if a is not None and b is not None else "-"})
+        rows.append(row(f"Orthogonality ({theory})", hives["orthogonality"].get(theory),
+                        base.get("orthogonality", {}).get(theory), oracle.get("orthogonality", {}).get(theory)))
+    rows.append(row("Intensity probe (Kendall tau)", hives.get("intensity_probe", {}).get("kendall_tau"),
+                    base.get("intensity_probe", {}).get("kendall_tau")))
     return rows
 
 
@@ -102,6 +103,7 @@ def render_model_card(training: dict, evaluation: dict, *, repo_id: str = DEFAUL
         config=training.get("config", {}),
         eval_data=eval_data or evaluation.get("data", ""),
         eval_rows=evaluation.get("rows", "-"),
+        dropped=evaluation.get("dropped_training_texts", 0),
         metric_rows=metric_table_rows(evaluation),
         embedding_dim=embedding_dim,
         max_seq_length=max_seq_length,

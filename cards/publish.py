@@ -63,7 +63,7 @@ class ReleaseFile:
 class Artifact:
     """One release folder and where it goes."""
 
-    name: str  # "vidb" or "hives": the key in the receipt and in the release history
+    name: str  # "vidb", "hives" or "judge": the key in the receipt and in the release history
     folder: Path
     repo_id: str
     repo_type: str  # "dataset" or "model"
@@ -73,6 +73,7 @@ def artifacts_of(cfg: ReleaseConfig) -> list[Artifact]:
     return [
         Artifact("vidb", cfg.dataset_dir, cfg.dataset_repo, "dataset"),
         Artifact("hives", cfg.model_dir, cfg.model_repo, "model"),
+        Artifact("judge", cfg.judge_dir, cfg.judge_repo, "model"),
     ]
 
 

@@ -29,6 +29,7 @@ SEMVER = re.compile(
 )
 DEFAULT_DATASET_REPO = "valueflow/vidb"
 DEFAULT_MODEL_REPO = "valueflow/hives"
+DEFAULT_JUDGE_REPO = "valueflow/vidb-judge"
 SOFTWARE_URL = "https://github.com/valueflow/valueflow"
 PAPER_URL = "https://arxiv.org/abs/2602.03160"
 
@@ -68,6 +69,8 @@ class ReleaseConfig(StageParams):
     model_repo: str = DEFAULT_MODEL_REPO
     dataset_dir: Path = Path("release/vidb")
     model_dir: Path = Path("release/hives")
+    judge_repo: str = DEFAULT_JUDGE_REPO
+    judge_dir: Path = Path("release/judge")
     dry_run: bool = True
     endpoint: str | None = None  # None: the Hub (or $HF_ENDPOINT)
     private: bool = False
@@ -118,12 +121,27 @@ def model_load_snippet(repo_id: str, version: str) -> str:
     ])
 
 
+def judge_load_snippet(repo_id: str, version: str) -> str:
+    """Markdown: how to load exactly this version of the trained judge and score a text for a value."""
+    tag = tag_for(version)
+    return "\n".join([
+        "```python",
+        "from sentence_transformers import CrossEncoder",
+        "from valueflow.judges.cross import value_query",
+        "",
+        f'judge = CrossEncoder("{repo_id}", revision="{tag}")',
+        'score = judge.predict([(value_query("benevolence"), "Helping a stranger carry groceries up the stairs.")])',
+        "```",
+    ])
+
+
 def release_bibtex(kind: str, repo_id: str, version: str, year: int | None = None) -> str:
     """BibTeX for the released artifact itself (the paper has its own entry): what to cite for reproducibility."""
     year = year or date.today().year
     name = repo_id.split("/")[-1]
     key = re.sub(r"[^a-z0-9]", "", f"{name}{version}".lower())
-    what = "VIDB: Value Intensity DataBase" if kind == "dataset" else "HiVES: Hierarchical Value Embedding Space model"
+    what = {"dataset": "VIDB: Value Intensity DataBase", "judge": "VIDB judge: a cross-encoder value-intensity judge"}.get(
+        kind, "HiVES: Hierarchical Value Embedding Space model")
     return "\n".join([
         f"@misc{{{key},",
         f"  title        = {{{{{what}}} (version {version})}},",
@@ -242,12 +260,14 @@ def release_section(
     version, the tag and the citation come from one place. A card that already cites the paper passes
     ``include_paper_bibtex=False`` and gets only the release's own BibTeX.
     """
-    if kind not in ("dataset", "model"):
-        raise ValueError(f"kind must be 'dataset' or 'model', not {kind!r}")
+    snippets = {"dataset": lambda: dataset_load_snippet(repo_id, version, configs),
+                "model": lambda: model_load_snippet(repo_id, version), "judge": lambda: judge_load_snippet(repo_id, version)}
+    if kind not in snippets:
+        raise ValueError(f"kind must be one of {', '.join(snippets)}, not {kind!r}")
     h = "#" * heading_level
     tag = tag_for(version)
-    snippet = dataset_load_snippet(repo_id, version, configs) if kind == "dataset" else model_load_snippet(repo_id, version)
-    kind_key = "vidb" if kind == "dataset" else "hives"
+    snippet = snippets[kind]()
+    kind_key = {"dataset": "vidb", "model": "hives", "judge": "judge"}[kind]
     paper = ["If you use this release, please cite the VALUEFLOW paper:", "", "```bibtex", PAPER_BIBTEX, "```", "",
              f"and the release itself ({tag}):"] if include_paper_bibtex else [f"To cite this release ({tag}):"]
     return "\n".join([

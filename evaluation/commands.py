@@ -13,7 +13,7 @@ from valueflow.params import DEFAULT_PARAMS
 def evaluate(
     file: Path | None = typer.Argument(None, help="CSV, TSV, JSONL or Parquet with a text column (not needed with --from-log)."),
     value: list[str] = typer.Option(None, "--value", "-v", help="Value to score (repeatable); any alias, e.g. care/harm."),
-    judge: str = typer.Option("embedding", "--judge", "-j", help="Judge spec: embedding, probe[:model], chat:<model>@<url>, transformers:<model>."),
+    judge: str = typer.Option("embedding", "--judge", "-j", help="Judge spec: embedding, cross[:model], probe[:model], chat:<model>@<url>, transformers:<model>."),
     k: int = typer.Option(6, "--k", min=2, help="Window size: the text plus k-1 anchors."),
     m: int = typer.Option(3, "--m", min=1, help="Windows (judge calls) per text and value."),
     sampling: str = typer.Option("bucket", "--sampling", help="Anchor sampling: bucket, random or adaptive."),
@@ -78,6 +78,23 @@ def eval_evaluator(
     typer.echo(f"test texts: {metrics['counts']['test_texts']}, anchors: {metrics['counts']['anchors']}; wrote metrics/evaluator.json")
 
 
+def train_judge(
+    params: Path = typer.Option(DEFAULT_PARAMS, "--params", help="Params file (the `train_judge` section is used)."),
+    vidb: Path | None = typer.Option(None, "--vidb", help="Override params: VIDB release folder or table to train on."),
+    extra: list[str] = typer.Option(None, "--extra", help="Override params: extra labelled tables (repeatable)."),
+    base_model: str | None = typer.Option(None, "--base-model", help="Override params: CrossEncoder or sentence-transformers path or Hub id."),
+    out: Path | None = typer.Option(None, "--out", help="Override params: folder of the trained judge."),
+    steps: int | None = typer.Option(None, "--steps", help="Override params: training steps."),
+) -> None:
+    """Train the cross-encoder judge on VIDB (and human-labelled tables); export release/judge with its calibration and card."""
+    from evaluation.train_judge import JudgeTrainConfig
+    from evaluation.train_judge import train_judge as run
+    from valueflow.io import write_metrics
+
+    cfg = JudgeTrainConfig.load(params, vidb=vidb, extra=extra or None, base_model=base_model, out=out, steps=steps)
+    write_metrics("train_judge", run(cfg, echo=typer.echo))
+
+
 def _f(x) -> str:
     return f"{x:>7.2f}" if isinstance(x, (int, float)) else f"{'-':>7}"
 
@@ -127,5 +144,6 @@ def eval_steering(
 def register(app: typer.Typer) -> None:
     app.command()(evaluate)
     app.command("eval-evaluator")(eval_evaluator)
+    app.command("train-judge")(train_judge)
     app.command("steer")(steer)
     app.command("eval-steering")(eval_steering)

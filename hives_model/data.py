@@ -180,9 +180,9 @@ def _label_set(labels, field: str):
 
 
 def label_match(a, b, level: int, *, pairwise: bool = True, ignore_direction: bool = False):
-    """Whether any label of a row's text shares the level-``level`` path prefix with a compatible direction with any
-    label of the other row's text. Directions are compatible when equal or when either is unknown
-    (``ignore_direction``: the prefix alone).
+    """Whether the texts of two rows are *related* at level ``level``: any label of one shares the level-``level``
+    path prefix with any label of the other, with a compatible direction (equal, or either unknown;
+    ``ignore_direction``: the prefix alone).
 
     ``pairwise``: every row of ``a`` against every row of ``b`` -> (len(a), len(b)); else row by row -> (len(a),).
     Works on numpy arrays and torch tensors alike.
@@ -198,3 +198,72 @@ def label_match(a, b, level: int, *, pairwise: bool = True, ignore_direction: bo
     if not ignore_direction:
         hit = hit & ((da == db) | (da == DIRECTION_UNKNOWN) | (db == DIRECTION_UNKNOWN))
     return hit.any(-1).any(-1)
+
+
+def own_label_positive(labels, level: int):
+    """(n, n): whether row j's text carries row i's *own* level-``level`` prefix with the *same* direction code.
+
+    This is the positive set of anchor i in the hierarchical loss. It differs from :func:`label_match` in two ways:
+    only the anchor row's own label counts (a multi-label text is a positive of the row whose label it shares,
+    not of every row of a text it shares some label with), and directions must be equal (an unknown direction is
+    a positive only of other unknown-direction rows, never of a supporting or opposing row).
+    """
+    own_p, own_d = labels[:, L[f"prefix_{level}"]], labels[:, L["direction"]]
+    pb, db = _label_set(labels, f"prefix_{level}"), _label_set(labels, "direction")
+    hit = (own_p[:, None, None] == pb[None, :, :]) & (own_d[:, None, None] == db[None, :, :])
+    return hit.any(-1)
+
+
+def _label_grid(li, lj):
+    """Row-by-row comparison of every label of text i with every label of text j: (m, S, S) arrays.
+
+    Returns the prefix matches per level, direction compatibility (equal, or either unknown) and slot validity.
+    """
+    matches = []
+    for k in (1, 2, 3):
+        pi, pj = _label_set(li, f"prefix_{k}"), _label_set(lj, f"prefix_{k}")
+        matches.append(pi[:, :, None] == pj[:, None, :])
+    di, dj = _label_set(li, "direction"), _label_set(lj, "direction")
+    compatible = (di[:, :, None] == dj[:, None, :]) | (di[:, :, None] == DIRECTION_UNKNOWN) | (dj[:, None, :] == DIRECTION_UNKNOWN)
+    pi, pj = _label_set(li, "prefix_1"), _label_set(lj, "prefix_1")
+    valid = (pi[:, :, None] != NO_LABEL) & (pj[:, None, :] != NO_LABEL)
+    return matches, compatible, valid
+
+
+def label_similarity(labels: np.ndarray, i: np.ndarray, j: np.ndarray) -> np.ndarray:
+    """Matching path levels (counted from the top) + 0.5 x [direction compatible], best over the texts' labels.
+
+    The target of the similarity-correlation metric and of the label-similarity (CoSENT) training loss alike.
+    """
+    (m1, m2, m3), compatible, valid = _label_grid(labels[i], labels[j])
+    levels = m1.astype(float) + (m1 & m2) + (m1 & m2 & m3)
+    score = np.where(valid, levels + 0.5 * compatible, -np.inf)
+    return score.max(axis=(1, 2))
+
+
+def oracle_embeddings(labels: np.ndarray) -> np.ndarray:
+    """The ceiling of every HiVES test: each row embedded as the normalised multi-hot of its text's true labels.
+
+    Each label (prefix_1, prefix_2, prefix_3, direction) switches on its three path nodes and its (path, direction)
+    node, so two single-label texts score 1 on the same path and direction, 3/4 on the same path with the other
+    direction, 2/4 on the same level_2, 1/4 on the same level_1 and 0 otherwise: exactly the order the metrics
+    ask for. An unknown direction spreads its direction node over support, oppose and neutral (1/sqrt 3 each).
+    """
+    n_nodes = max(len(level) for level in LabelSpace.from_taxonomy().prefixes)  # fixed by the taxonomy
+    dims = 3 * n_nodes + 3 * n_nodes  # three path levels, then (level-3 node, support | oppose | neutral)
+    out = np.zeros((len(labels), dims), dtype=np.float32)
+    rows = np.arange(len(labels))
+    prefixes = [_label_set(labels, f"prefix_{k}") for k in (1, 2, 3)]
+    directions = _label_set(labels, "direction")
+    for slot in range(prefixes[0].shape[1]):
+        valid = prefixes[0][:, slot] != NO_LABEL
+        r, d = rows[valid], directions[valid, slot]
+        for k in range(3):
+            out[r, k * n_nodes + prefixes[k][valid, slot]] = 1.0
+        node = 3 * n_nodes + 3 * prefixes[2][valid, slot]
+        for code, offset in ((1, 0), (-1, 1), (0, 2)):
+            out[r[d == code], node[d == code] + offset] = 1.0
+        unknown = d == DIRECTION_UNKNOWN  # compatible with every direction: spread over the three
+        for offset in range(3):
+            out[r[unknown], node[unknown] + offset] = np.sqrt(1 / 3)
+    return out / np.linalg.norm(out, axis=1, keepdims=True).clip(1e-12)

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from hives_model.data import L, label_match
+from hives_model.data import L, label_match, label_similarity, own_label_positive
 
 LEVELS = 3
 
@@ -39,15 +40,23 @@ def _pair_masks(labels: Tensor) -> tuple[Tensor, Tensor]:
 class HierarchicalContrastiveLoss(nn.Module):
     """Hierarchical supervised contrastive loss (stage 1).
 
-    For each level l = 1..3, the positives of an anchor are the rows sharing the level-l path prefix (within its
-    theory) and a compatible direction (equal, or either unknown); for multi-label texts any label of either text
-    may match (``hives_model.data.label_match``); the loss is SupCon over the batch (normalised embeddings,
-    ``temperature``). A margin pushes opposite directions apart: a pair with opposite directions (one supports, the
-    other opposes) gets ``direction_margin`` (cosine units) added to its logit, so it must sit that much further
-    apart than an ordinary negative. ``margin_scope="path"`` (default) applies it to pairs on the same full path
-    (one value, opposite directions) at every level; ``"level"`` to pairs sharing the level-l prefix at level l.
-    A wide scope pushes a value's opposing texts further away than other values' texts, against the hierarchy
-    (measured on ValueNet: same-path-other-direction fell below same-level_1 candidates).
+    For each level l = 1..3, the positives of an anchor row are the rows whose text carries the anchor row's *own*
+    level-l path prefix with the *same* direction (``hives_model.data.own_label_positive``). Rows that are related
+    to the anchor's text in another way (a multi-label text sharing one of the anchor text's *other* labels, or a
+    row of unknown direction on the anchor's path) are left out of the anchor's softmax: they are neither pulled
+    in nor pushed away. Everything else is a negative. The loss is SupCon over the batch (normalised embeddings,
+    ``temperature``).
+
+    Why own-label positives. Touché23 arguments carry 3.4 labels on average; with "any label matches any label",
+    two random arguments are level-1 positives 88 % of the time, so the loss sees almost no negatives and
+    collapsing the whole space is nearly free (measured: mean cosine 0.91 after training against 0.14 before).
+
+    Direction margin, as in the paper's code: ``direction_margin`` (cosine units; the paper's 1.0 logit at
+    temperature 0.1 is 0.1) is *subtracted* from the logits of opposite-direction negatives (one row supports, the
+    other opposes), so a same-value text of the other direction is pushed away less than a text of another value:
+    the metrics (and the paper) rank "same path, other direction" above every other-path bin.
+    ``margin_scope="path"`` (default) applies it to opposite directions of one full path (one value), ``"level"``
+    to opposite directions sharing the level-l prefix at level l.
 
     Level costs (``level_costs``). An anchor's SupCon loss at a level with P positives can never go below log P
     (the loss is -1/P sum log p over a softmax), so a coarse level, with many positives, always has the larger raw
@@ -62,7 +71,7 @@ class HierarchicalContrastiveLoss(nn.Module):
     with positives at that level, and the weighted levels over those present in the batch.
     """
 
-    def __init__(self, model: nn.Module, temperature: float = 0.1, direction_margin: float = 0.2,
+    def __init__(self, model: nn.Module, temperature: float = 0.1, direction_margin: float = 0.1,
                  level_weight_base: float = 2.0, hierarchy_constraint: str = "max", level_costs: str = "excess",
                  margin_scope: str = "path") -> None:
         super().__init__()
@@ -97,15 +106,17 @@ class HierarchicalContrastiveLoss(nn.Module):
         for level in range(1, LEVELS + 1):
             # pairs the margin acts on: same full path (path scope, one mask for every level) or same level-l prefix
             share = path_share if path_share is not None else label_match(labels, labels, level, ignore_direction=True)
-            positive = label_match(labels, labels, level) & ~same_text
+            positive = own_label_positive(labels, level) & ~same_text
+            # related through another label, or of a direction that may or may not agree: out of the softmax
+            left_out = same_text | (label_match(labels, labels, level) & ~positive)
             count = positive.sum(dim=1)
             has = count > 0
             if not bool(has.any()):
                 out.append(None)
                 continue
             margin = self.direction_margin * (opposite & share).to(sim.dtype)
-            logits = ((sim + margin) / self.temperature).masked_fill(same_text, float("-inf"))
-            log_prob = (logits - torch.logsumexp(logits, dim=1, keepdim=True)).masked_fill(same_text, 0.0)
+            logits = ((sim - margin) / self.temperature).masked_fill(left_out, float("-inf"))
+            log_prob = (logits - torch.logsumexp(logits, dim=1, keepdim=True)).masked_fill(left_out, 0.0)
             cost = -(log_prob * positive.to(log_prob.dtype)).sum(dim=1) / count.clamp(min=1)
             if self.level_costs == "excess":
                 cost = cost - torch.log(count.clamp(min=1).to(cost.dtype))
@@ -206,26 +217,76 @@ class AnchorAlignmentLoss(nn.Module):
         return F.cross_entropy(z @ anchors.T / self.temperature, target)
 
 
-class HiVESAlignmentLoss(nn.Module):
-    """Stage 2: L_hier + lambda_ind * L_ind + lambda_theory * L_theory on the same batch.
+class LabelSimilarityLoss(nn.Module):
+    """CoSENT over label similarity: every pair of rows in the batch is ordered by how much of their labels they
+    share, and the loss asks their cosines to keep that order.
 
-    Returns the weighted components as a dict; the trainer sums them and logs each one.
+    The target of a pair is ``hives_model.data.label_similarity`` (matching path levels from the top, + 0.5 for a
+    compatible direction, best over the texts' labels): the very quantity the similarity-correlation metric
+    correlates with, and the order the ranking metric checks (same path and direction > same path, other
+    direction > same level_2 > same level_1 > other). CoSENT (Su, 2022; sentence-transformers' ``CoSENTLoss``) is
+    log(1 + sum over pairs (a, b) with target_a > target_b of exp(scale * (cos_b - cos_a))): only the order of the
+    cosines matters, not their values, so the space keeps its spread (no collapse), and a multi-label text is
+    simply as close to another as its best-matching labels say. Pairs of one text are left out.
+
+    Order alone does not keep the space spread: the order can be kept inside a narrow cone, and it is (measured on
+    a multi-label toy set: mean cosine 0.84 between held-out texts; on Touché23 + ValueNet, 0.96 after 150
+    steps). ``uniformity_weight`` adds Wang and Isola's (2020) uniformity term, log E exp(-2 |z_i - z_j|^2) over
+    pairs of distinct texts, which spreads the batch over the sphere (the toy set: 0.46 at weight 2, order kept).
     """
 
-    def __init__(self, model: nn.Module, hierarchical: HierarchicalContrastiveLoss, individual: AnchorAlignmentLoss,
-                 cross_theory: AnchorAlignmentLoss, lambda_individual: float = 0.5, lambda_theory: float = 1.0) -> None:
+    def __init__(self, model: nn.Module, scale: float = 20.0, uniformity_weight: float = 2.0) -> None:
         super().__init__()
+        if scale <= 0:
+            raise ValueError(f"scale must be > 0, got {scale}")
+        if uniformity_weight < 0:
+            raise ValueError(f"uniformity_weight must be >= 0, got {uniformity_weight}")
         self.model = model
-        self.hierarchical = hierarchical
-        self.individual = individual
-        self.cross_theory = cross_theory
-        self.lambda_individual = lambda_individual
-        self.lambda_theory = lambda_theory
+        self.scale = scale
+        self.uniformity_weight = uniformity_weight
+
+    def forward(self, sentence_features: Iterable[dict[str, Tensor]], labels: Tensor) -> Tensor:
+        return self.loss_from_embeddings(_embed(self.model, sentence_features), labels)
+
+    def loss_from_embeddings(self, embeddings: Tensor, labels: Tensor) -> Tensor:
+        lab = labels.detach().cpu().numpy()
+        i, j = np.triu_indices(len(lab), k=1)
+        keep = lab[i, L["text_key"]] != lab[j, L["text_key"]]
+        i, j = i[keep], j[keep]
+        target = torch.as_tensor(label_similarity(lab, i, j), device=embeddings.device)
+        z = F.normalize(embeddings, dim=-1)
+        ii, jj = torch.as_tensor(i, device=z.device), torch.as_tensor(j, device=z.device)
+        cos = self.scale * (z[ii] * z[jj]).sum(dim=-1)
+        worse_first = cos[None, :] - cos[:, None]  # [a, b] = cos_b - cos_a, counted where target_a > target_b
+        worse_first = worse_first.masked_fill(~(target[:, None] > target[None, :]), float("-inf"))
+        loss = torch.logsumexp(torch.cat([worse_first.new_zeros(1), worse_first.flatten()]), dim=0)
+        if self.uniformity_weight and len(ii):
+            squared = (2 - 2 * (z[ii] * z[jj]).sum(dim=-1)).clamp(min=0)  # |z_i - z_j|^2 of unit vectors
+            loss = loss + self.uniformity_weight * torch.logsumexp(-2 * squared, dim=0) - self.uniformity_weight * np.log(len(ii))
+        return loss
+
+    @property
+    def citation(self) -> str:
+        return "Su, CoSENT (2022); VALUEFLOW label similarity, arXiv:2602.03160"
+
+
+class WeightedLosses(nn.Module):
+    """Several losses on one batch, each with its weight: one embedding pass, one term per loss in the logs.
+
+    Stage 1 is the hierarchical contrastive and/or the label-similarity loss; stage 2 adds the per-value and
+    cross-theory anchor losses (L_hier + lambda_ind * L_ind + lambda_theory * L_theory). Returns the weighted
+    components as a dict; the trainer sums them and logs each one.
+    """
+
+    def __init__(self, model: nn.Module, terms: dict[str, tuple[nn.Module, float]]) -> None:
+        super().__init__()
+        if not terms:
+            raise ValueError("WeightedLosses needs at least one term")
+        self.model = model
+        self.terms = {name: (loss, float(weight)) for name, (loss, weight) in terms.items() if weight != 0}
+        for name, (loss, _) in self.terms.items():
+            self.add_module(name, loss)
 
     def forward(self, sentence_features: Iterable[dict[str, Tensor]], labels: Tensor) -> dict[str, Tensor]:
         embeddings = _embed(self.model, sentence_features)
-        return {
-            "hierarchical": self.hierarchical.loss_from_embeddings(embeddings, labels),
-            "individual": self.lambda_individual * self.individual.loss_from_embeddings(embeddings, labels),
-            "cross_theory": self.lambda_theory * self.cross_theory.loss_from_embeddings(embeddings, labels),
-        }
+        return {name: weight * loss.loss_from_embeddings(embeddings, labels) for name, (loss, weight) in self.terms.items()}

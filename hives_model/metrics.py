@@ -15,17 +15,22 @@
 - **Intensity probe.** A ridge regression from the embedding to the intensity (VIDB intensity, else reference
   intensity) fitted on the probe-train rows and scored on the evaluation rows by Kendall tau (MTEB's regression
   shape); with no probe-train rows, 5-fold cross-validated predictions are scored.
+- **Mean cosine.** The mean cosine between distinct texts: the collapse monitor (a collapsed space sits near 1).
+- **Oracle and headroom.** Beside every model, the oracle (true labels as the embedding,
+  :func:`hives_model.data.oracle_embeddings`) is scored on the same rows: the ceiling of the test. A gain over the
+  base model reads as the share of the base-to-oracle headroom it closes.
 """
 
 from __future__ import annotations
 
 import time
+import warnings
 
 import numpy as np
 import pandas as pd
 from sentence_transformers.sentence_transformer.evaluation import SentenceEvaluator
 
-from hives_model.data import DIRECTION_UNKNOWN, NO_LABEL, L, LabelSpace, _label_set
+from hives_model.data import L, LabelSpace, _label_grid, label_similarity, oracle_embeddings
 
 BINS = ("same path+direction", "same path, other direction", "same level_2", "same level_1", "other level_1")
 
@@ -37,22 +42,6 @@ def encode(model, texts: list[str], batch_size: int = 64) -> np.ndarray:
                        show_progress_bar=len(unique) > 2000)
     where = {t: i for i, t in enumerate(unique)}
     return np.asarray(emb, dtype=np.float32)[[where[t] for t in texts]]
-
-
-def _label_grid(li: np.ndarray, lj: np.ndarray) -> tuple[list[np.ndarray], np.ndarray, np.ndarray]:
-    """Row-by-row comparison of every label of text i with every label of text j: (m, S, S) arrays.
-
-    Returns the prefix matches per level, direction compatibility (equal, or either unknown) and slot validity.
-    """
-    matches = []
-    for k in (1, 2, 3):
-        pi, pj = _label_set(li, f"prefix_{k}"), _label_set(lj, f"prefix_{k}")
-        matches.append(pi[:, :, None] == pj[:, None, :])
-    di, dj = _label_set(li, "direction"), _label_set(lj, "direction")
-    compatible = (di[:, :, None] == dj[:, None, :]) | (di[:, :, None] == DIRECTION_UNKNOWN) | (dj[:, None, :] == DIRECTION_UNKNOWN)
-    pi, pj = _label_set(li, "prefix_1"), _label_set(lj, "prefix_1")
-    valid = (pi[:, :, None] != NO_LABEL) & (pj[:, None, :] != NO_LABEL)
-    return matches, compatible, valid
 
 
 def _bins(labels: np.ndarray, anchor: int) -> np.ndarray:
@@ -100,26 +89,19 @@ def hierarchical_ranking_accuracy(emb: np.ndarray, labels: np.ndarray, *, max_an
             "per_bin_pair": per_pair}
 
 
-def label_similarity(labels: np.ndarray, i: np.ndarray, j: np.ndarray) -> np.ndarray:
-    """Matching path levels (counted from the top) + 0.5 x [direction compatible], best over the texts' labels."""
-    (m1, m2, m3), compatible, valid = _label_grid(labels[i], labels[j])
-    levels = m1.astype(float) + (m1 & m2) + (m1 & m2 & m3)
-    score = np.where(valid, levels + 0.5 * compatible, -np.inf)
-    return score.max(axis=(1, 2))
+def _pairs(n: int, max_pairs: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Every pair of rows (i < j), or a seeded sample of ``max_pairs`` when there are more."""
+    if n * (n - 1) // 2 <= max_pairs:
+        return np.triu_indices(n, k=1)
+    rng = np.random.default_rng(seed)
+    i, j = rng.integers(0, n, max_pairs), rng.integers(0, n, max_pairs)
+    return i[i != j], j[i != j]
 
 
 def similarity_correlation(emb: np.ndarray, labels: np.ndarray, *, max_pairs: int = 200_000, seed: int = 42) -> float | None:
-    n = len(labels)
-    if n < 3:
+    if len(labels) < 3:
         return None
-    total = n * (n - 1) // 2
-    if total <= max_pairs:
-        i, j = np.triu_indices(n, k=1)
-    else:
-        rng = np.random.default_rng(seed)
-        i, j = rng.integers(0, n, max_pairs), rng.integers(0, n, max_pairs)
-        keep = i != j
-        i, j = i[keep], j[keep]
+    i, j = _pairs(len(labels), max_pairs, seed)
     keep = labels[i, L["text_key"]] != labels[j, L["text_key"]]
     i, j = i[keep], j[keep]
     cos = np.einsum("nd,nd->n", emb[i], emb[j])
@@ -168,8 +150,25 @@ def intensity_probe(emb: np.ndarray, rows: pd.DataFrame, train_emb: np.ndarray |
     return {"kendall_tau": float(kendalltau(pred, y[has]).statistic), "n": int(has.sum()), "protocol": "5-fold CV"}
 
 
+def mean_cosine(emb: np.ndarray, labels: np.ndarray, *, max_pairs: int = 200_000, seed: int = 42) -> float | None:
+    """Mean cosine between the embeddings of distinct texts: the collapse monitor.
+
+    A space that has collapsed (every text near every other) can still order some pairs, but it has thrown away
+    what the base model knew; the base model sits around 0.1-0.2 on real data, a collapsed HiVES near 0.9.
+    """
+    i, j = _pairs(len(labels), max_pairs, seed)
+    keep = labels[i, L["text_key"]] != labels[j, L["text_key"]]
+    if not keep.any():
+        return None
+    return float(np.einsum("nd,nd->n", emb[i[keep]], emb[j[keep]]).mean())
+
+
+COLLAPSE_WARNING = 0.7  # mean cosine above which training warns that the space is collapsing
+
+
 def evaluate_embeddings(emb: np.ndarray, rows: pd.DataFrame, *, train_emb: np.ndarray | None = None,
-                        train_rows: pd.DataFrame | None = None, seed: int = 42, max_anchors: int = 1000) -> dict:
+                        train_rows: pd.DataFrame | None = None, seed: int = 42, max_anchors: int = 1000,
+                        probe: bool = True) -> dict:
     rows = rows.reset_index(drop=True)
     labels = LabelSpace.from_taxonomy().encode(rows)
     rank = hierarchical_ranking_accuracy(emb, labels, seed=seed, max_anchors=max_anchors)
@@ -180,20 +179,30 @@ def evaluate_embeddings(emb: np.ndarray, rows: pd.DataFrame, *, train_emb: np.nd
         "ranking_anchors": rank["anchors"],
         "ranking_per_bin_pair": rank.get("per_bin_pair", {}),
         "similarity_correlation": similarity_correlation(emb, labels, seed=seed),
+        "mean_cosine": mean_cosine(emb, labels, seed=seed),
         "orthogonality": orth,
         "orthogonality_mean": float(np.mean(list(orth.values()))) if orth else None,
-        "intensity_probe": intensity_probe(emb, rows, train_emb, train_rows, seed=seed),
+        "intensity_probe": intensity_probe(emb, rows, train_emb, train_rows, seed=seed) if probe else
+        {"kendall_tau": None, "n": 0, "protocol": "not measured (labels carry no intensity)"},
     }
 
 
-def compare_models(models: dict[str, object], rows: pd.DataFrame, train_rows: pd.DataFrame | None = None,
-                   seed: int = 42, max_anchors: int = 1000, embeddings: dict[str, np.ndarray] | None = None) -> dict:
-    """The metrics of every model on the same rows (and the same probe-train rows).
+ORACLE = "oracle"
+HEADROOM_METRICS = ("ranking_accuracy", "similarity_correlation")
 
+
+def compare_models(models: dict[str, object], rows: pd.DataFrame, train_rows: pd.DataFrame | None = None,
+                   seed: int = 42, max_anchors: int = 1000, embeddings: dict[str, np.ndarray] | None = None,
+                   oracle: bool = True) -> dict:
+    """The metrics of every model on the same rows (and the same probe-train rows), and of the oracle.
+
+    ``oracle``: also score the true labels used as the embedding (:func:`hives_model.data.oracle_embeddings`), the
+    ceiling of the test, under the key ``"oracle"``; ``result["headroom"]`` then says, per model and metric, which
+    share of the last model's (the baseline's) distance to the oracle each other model closes.
     ``embeddings``: a dict to fill with each model's embeddings of ``rows`` (for plots), so nobody encodes twice.
     """
     rows = rows.reset_index(drop=True)
-    out = {}
+    out: dict = {}
     for name, model in models.items():
         emb = encode(model, rows["text"].tolist())
         if embeddings is not None:
@@ -202,24 +211,40 @@ def compare_models(models: dict[str, object], rows: pd.DataFrame, train_rows: pd
         out[name] = evaluate_embeddings(emb, rows, train_emb=train_emb,
                                         train_rows=train_rows.reset_index(drop=True) if train_emb is not None else None,
                                         seed=seed, max_anchors=max_anchors)
+    if oracle:
+        labels = LabelSpace.from_taxonomy().encode(rows)
+        out[ORACLE] = evaluate_embeddings(oracle_embeddings(labels), rows, seed=seed, max_anchors=max_anchors,
+                                          probe=False)
+        baseline = list(models)[-1]
+        out["headroom"] = {name: {m: headroom_closed(out[name][m], out[baseline][m], out[ORACLE][m])
+                                  for m in HEADROOM_METRICS} for name in list(models)[:-1]}
     return out
 
 
+def headroom_closed(model: float | None, base: float | None, oracle: float | None) -> float | None:
+    """The share of the base-to-oracle gap a model closes: 0 = no better than its base, 1 = as good as the labels."""
+    if None in (model, base, oracle) or oracle - base <= 1e-9:
+        return None
+    return float((model - base) / (oracle - base))
+
+
 class HeldOutEvaluator(SentenceEvaluator):
-    """Ranking accuracy and similarity correlation on held-out row sets during training: a learning curve.
+    """Ranking accuracy, similarity correlation and mean cosine on held-out row sets during training: a learning
+    curve with a collapse monitor.
 
     A sentence-transformers evaluator (``SentenceTransformerTrainer(evaluator=...)`` calls it every ``eval_steps``);
-    each call appends ``{"stage", "step", "<set>/ranking_accuracy", "<set>/similarity_correlation", ...}`` to
-    ``history`` (``stage`` is whatever the caller set before the stage). The primary metric is the first set's ranking
-    accuracy.
+    each call appends ``{"stage", "step", "<set>/ranking_accuracy", "<set>/similarity_correlation",
+    "<set>/mean_cosine"}`` to ``history`` (``stage`` is whatever the caller set before the stage) and warns when a
+    set's mean cosine passes ``collapse_warning``. The primary metric is the first set's ranking accuracy.
     """
 
-    def __init__(self, sets: dict[str, pd.DataFrame], *, seed: int = 42, max_anchors: int = 600) -> None:
+    def __init__(self, sets: dict[str, pd.DataFrame], *, seed: int = 42, max_anchors: int = 600,
+                 collapse_warning: float = COLLAPSE_WARNING) -> None:
         super().__init__()
         self.sets = {name: rows.reset_index(drop=True) for name, rows in sets.items()}
         space = LabelSpace.from_taxonomy()
         self.labels = {name: space.encode(rows) for name, rows in self.sets.items()}
-        self.seed, self.max_anchors = seed, max_anchors
+        self.seed, self.max_anchors, self.collapse_warning = seed, max_anchors, collapse_warning
         self.primary_metric = f"{next(iter(self.sets))}/ranking_accuracy"
         self.history: list[dict] = []
         self.stage = ""
@@ -230,36 +255,48 @@ class HeldOutEvaluator(SentenceEvaluator):
         out: dict[str, float] = {}
         for name, rows in self.sets.items():
             emb = encode(model, rows["text"].tolist())
-            rank = hierarchical_ranking_accuracy(emb, self.labels[name], max_anchors=self.max_anchors, seed=self.seed)
+            labels = self.labels[name]
+            rank = hierarchical_ranking_accuracy(emb, labels, max_anchors=self.max_anchors, seed=self.seed)
             out[f"{name}/ranking_accuracy"] = rank["accuracy"]
-            out[f"{name}/similarity_correlation"] = similarity_correlation(emb, self.labels[name], seed=self.seed)
+            out[f"{name}/similarity_correlation"] = similarity_correlation(emb, labels, seed=self.seed)
+            cos = out[f"{name}/mean_cosine"] = mean_cosine(emb, labels, seed=self.seed)
+            if cos is not None and cos > self.collapse_warning:
+                warnings.warn(f"HiVES {self.stage} step {steps}: mean cosine on {name} is {cos:.2f} "
+                              f"(> {self.collapse_warning}): the embedding space is collapsing", stacklevel=2)
         self.history.append({"stage": self.stage, "step": steps, **out})
         self.seconds += time.perf_counter() - started
         return out
 
 
 HEADLINE = (("ranking_accuracy", "Hier. ranking accuracy"), ("ranking_accuracy_strict", "  strict (all pairs)"),
-            ("similarity_correlation", "Similarity correlation"), ("orthogonality_mean", "Orthogonality (mean)"))
+            ("similarity_correlation", "Similarity correlation"), ("mean_cosine", "Mean cosine (collapse)"),
+            ("orthogonality_mean", "Orthogonality (mean)"))
 
 
-def headline_rows(result: dict, first: str = "hives", second: str = "base") -> list[tuple[str, float | None, float | None]]:
-    rows = [(label, result[first].get(key), result[second].get(key)) for key, label in HEADLINE]
+def headline_rows(result: dict, first: str = "hives", second: str = "base") -> list[tuple]:
+    """(label, first, second, oracle or None) per headline metric."""
+    third = result.get(ORACLE, {})
+    rows = [(label, result[first].get(key), result[second].get(key), third.get(key)) for key, label in HEADLINE]
     for theory in sorted(set(result[first]["orthogonality"]) | set(result[second]["orthogonality"])):
         rows.append((f"  orthogonality {theory}", result[first]["orthogonality"].get(theory),
-                     result[second]["orthogonality"].get(theory)))
+                     result[second]["orthogonality"].get(theory), third.get("orthogonality", {}).get(theory)))
     rows.append(("Intensity probe (Kendall tau)", result[first]["intensity_probe"]["kendall_tau"],
-                 result[second]["intensity_probe"]["kendall_tau"]))
+                 result[second]["intensity_probe"]["kendall_tau"], None))
     return rows
 
 
 def format_table(result: dict, first: str = "hives", second: str = "base", title: str = "") -> str:
-    """A side-by-side text table with the ratio and the difference."""
+    """A side-by-side text table: the model, its base, the oracle, and the share of the headroom closed."""
+    closed = result.get("headroom", {}).get(first, {})
+    keys = {label: key for key, label in HEADLINE}
+
+    def f(x: float | None, fmt: str = "{:.3f}") -> str:
+        return fmt.format(x) if x is not None else "-"
+
     lines = [title] if title else []
-    lines.append(f"{'metric':<32}{first:>10}{second:>10}{'ratio':>8}{'diff':>8}")
-    for label, a, b in headline_rows(result, first, second):
-        fa = f"{a:.3f}" if a is not None else "-"
-        fb = f"{b:.3f}" if b is not None else "-"
-        ratio = f"{a / b:.2f}" if a is not None and b not in (None, 0) else "-"
-        diff = f"{a - b:+.3f}" if a is not None and b is not None else "-"
-        lines.append(f"{label:<32}{fa:>10}{fb:>10}{ratio:>8}{diff:>8}")
+    lines.append(f"{'metric':<32}{first:>10}{second:>10}{'diff':>8}{ORACLE:>9}{'headroom closed':>17}")
+    for label, a, b, o in headline_rows(result, first, second):
+        diff = f(a - b, "{:+.3f}") if a is not None and b is not None else "-"
+        share = closed.get(keys.get(label, ""))
+        lines.append(f"{label:<32}{f(a):>10}{f(b):>10}{diff:>8}{f(o):>9}{f(share, '{:.0%}'):>17}")
     return "\n".join(lines)

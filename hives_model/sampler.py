@@ -1,9 +1,11 @@
-"""The HiVES batch sampler: every anchor gets several positives; the rest of the batch are same-theory negatives.
+"""The HiVES batch sampler: every anchor gets several positives; the rest of the batch are true negatives.
 
-A batch is drawn from one theory (hierarchies differ per theory, so cross-theory pairs would only be trivial
-negatives). It is filled with *blocks*: 1 anchor + up to ``positives_per_anchor`` rows of the same full label
-(theory, level_1..3, direction), each block from a different label, so every block member has positives at every
-level; a ``negative_fraction`` of the batch is then filled with other rows of the same theory. With
+A batch's *blocks* are drawn from one theory (its hierarchy is what the blocks teach): 1 anchor + up to
+``positives_per_anchor`` rows of the same full label (theory, level_1..3, direction), each block from a different
+label, so every block member has positives at every level. A ``negative_fraction`` of the batch is then filled
+with rows of any theory that share no level-1 prefix, through any of their labels, with any block row: negatives
+that really are negatives (random rows of the blocks' own theory mostly share a level-1 branch with some block, on
+multi-label Touché23 arguments 88 % of the time), among them the easy cross-theory ones. With
 ``pair_opposite_blocks`` a supporting block is followed by the opposing block of the same path (and vice versa) when
 the data have one, so the direction margin meets support/oppose pairs of one value in most batches (drawn at random
 they almost never share a batch). The order inside a batch carries no meaning: the losses read each row's labels.
@@ -17,7 +19,7 @@ from collections import defaultdict
 import numpy as np
 from sentence_transformers.base.sampler import DefaultBatchSampler
 
-from hives_model.data import L, TrainingDataError
+from hives_model.data import NO_LABEL, OTHER, L, TrainingDataError
 
 
 class HierarchicalBatchSampler(DefaultBatchSampler):
@@ -55,6 +57,7 @@ class HierarchicalBatchSampler(DefaultBatchSampler):
                 self.twin[theory][b] = where[(theory, path, -direction)]
         for theory in np.unique(labels[:, L["theory"]]):
             self.by_theory[int(theory)] = np.flatnonzero(labels[:, L["theory"]] == theory)
+        self.level1 = labels[:, [L["prefix_1"], *OTHER["prefix_1"]]]  # every level-1 prefix of a row's text
         if not self.blocks:
             raise TrainingDataError(
                 "no (theory, path, direction) label has 2 or more rows, so no batch can hold positives; "
@@ -75,8 +78,7 @@ class HierarchicalBatchSampler(DefaultBatchSampler):
 
     def _batch(self, rng: np.random.Generator) -> list[int]:
         theory = self.theories[rng.choice(len(self.theories), p=self.theory_weights)]
-        pool = self.by_theory[theory]
-        size = min(self.batch_size, len(pool))
+        size = min(self.batch_size, len(self.by_theory[theory]))
         block_budget = max(2, size - round(size * self.negative_fraction))
         batch: list[int] = []
         texts: set[int] = set()
@@ -112,8 +114,13 @@ class HierarchicalBatchSampler(DefaultBatchSampler):
                 texts.discard(int(self.labels[batch[start], L["text_key"]]))
                 del batch[start:]
         chosen = set(batch)
-        for i in rng.permutation(pool):
-            if len(batch) >= size:
+        branches = np.setdiff1d(np.unique(self.level1[batch]), [NO_LABEL])
+        candidates = rng.permutation(len(self.labels))
+        clean = ~np.isin(self.level1[candidates], branches).any(axis=1)
+        # true negatives first; when the data hold too few (one small theory), related rows fill the rest: the
+        # losses leave what is related but not positive out of each anchor's softmax
+        for i in np.concatenate([candidates[clean], candidates[~clean]]):
+            if len(batch) >= min(self.batch_size, len(self.labels)):
                 break
             if int(i) not in chosen:
                 take(int(i))

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import tempfile
 import time
 from functools import partial
@@ -51,7 +52,7 @@ class HivesTrainConfig(StageParams):
     stage2: StageConfig = Field(default_factory=lambda: StageConfig(steps=10, learning_rate=1e-5))
     temperature: float = Field(0.1, gt=0)
     anchor_temperature: float = Field(0.07, gt=0)
-    direction_margin: float = Field(0.2, ge=0)
+    direction_margin: float = Field(0.1, ge=0)  # cosine units, subtracted from opposite-direction logits (paper: 1.0 logit at T 0.1)
     margin_scope: Literal["path", "level"] = "path"  # path: the margin acts on opposite directions of one value; level: of a level-l prefix
     level_weight_base: float = Field(2.0, gt=0)
     hierarchy_constraint: Literal["max", "none"] = "max"  # max: deeper levels never cost less than shallower ones; none: plain sum
@@ -59,6 +60,12 @@ class HivesTrainConfig(StageParams):
     positives_per_anchor: int = Field(3, ge=1)
     negative_fraction: float = Field(0.25, ge=0, lt=1)
     pair_opposite_blocks: bool = True  # sampler: a support block brings the oppose block of its path along
+    batch_sampler: Literal["hierarchical", "random"] = "hierarchical"  # hierarchical (blocks of positives + true negatives) | random (shuffled rows)
+    hierarchical_weight: float = Field(1.0, ge=0)  # the hierarchical contrastive loss (the paper's L_hier)
+    label_similarity_weight: float = Field(0.0, ge=0)  # CoSENT on label similarity (hives_model.losses.LabelSimilarityLoss)
+    label_similarity_scale: float = Field(20.0, gt=0)
+    uniformity_weight: float = Field(2.0, ge=0)  # spreads the space under the label-similarity loss (Wang and Isola's uniformity)
+    checkpoint_steps: int | None = Field(None, ge=1)  # save a resumable checkpoint every this many steps (None: no checkpoints)
     lambda_individual: float = Field(0.5, ge=0)
     lambda_theory: float = Field(1.0, ge=0)
     anchor_texts_per_value: int = Field(2, ge=1)
@@ -94,7 +101,9 @@ def base_model_info(name: str, revision: str | None) -> dict:
 
 
 def _trainer_args(stage: StageConfig, cfg: HivesTrainConfig, output_dir: str, name: str, eval_steps: int | None = None):
+    checkpoints = bool(cfg.checkpoint_steps)
     from sentence_transformers import SentenceTransformerTrainingArguments
+    from sentence_transformers.base.sampler import BatchSamplers
 
     return SentenceTransformerTrainingArguments(
         output_dir=output_dir,
@@ -105,9 +114,11 @@ def _trainer_args(stage: StageConfig, cfg: HivesTrainConfig, output_dir: str, na
         seed=cfg.seed,
         data_seed=cfg.seed,
         batch_sampler=partial(HierarchicalBatchSampler, positives_per_anchor=cfg.positives_per_anchor,
-                              negative_fraction=cfg.negative_fraction,
-                              pair_opposite_blocks=cfg.pair_opposite_blocks),
-        save_strategy="no",
+                              negative_fraction=cfg.negative_fraction, pair_opposite_blocks=cfg.pair_opposite_blocks)
+        if cfg.batch_sampler == "hierarchical" else BatchSamplers.BATCH_SAMPLER,
+        save_strategy="steps" if checkpoints else "no",
+        save_steps=cfg.checkpoint_steps if checkpoints else None,
+        save_total_limit=2 if checkpoints else None,
         report_to="none",
         logging_steps=max(1, stage.steps // 10),
         run_name=name,
@@ -117,18 +128,43 @@ def _trainer_args(stage: StageConfig, cfg: HivesTrainConfig, output_dir: str, na
     )
 
 
+def checkpoint_dir(cfg: HivesTrainConfig) -> Path:
+    """Where a checkpointed run keeps its resumable state: beside the model folder, removed once training is done."""
+    out = cfg.root / cfg.out
+    return out.with_name(out.name + ".checkpoints")
+
+
+def stage_losses(model, cfg: HivesTrainConfig, value_anchors: dict, group_anchors: dict) -> dict:
+    """The loss of each stage: stage 1 the hierarchical and/or label-similarity terms, stage 2 those + anchors."""
+    from hives_model.losses import AnchorAlignmentLoss, HierarchicalContrastiveLoss, LabelSimilarityLoss, WeightedLosses
+
+    hier = HierarchicalContrastiveLoss(model, cfg.temperature, cfg.direction_margin, cfg.level_weight_base,
+                                       cfg.hierarchy_constraint, cfg.level_costs, cfg.margin_scope)
+    stage1 = {"hierarchical": (hier, cfg.hierarchical_weight),
+              "label_similarity": (LabelSimilarityLoss(model, cfg.label_similarity_scale, cfg.uniformity_weight), cfg.label_similarity_weight)}
+    stage2 = {**stage1,
+              "individual": (AnchorAlignmentLoss(model, value_anchors, "value", cfg.anchor_temperature), cfg.lambda_individual),
+              "cross_theory": (AnchorAlignmentLoss(model, group_anchors, "group", cfg.anchor_temperature), cfg.lambda_theory)}
+    return {"stage1": WeightedLosses(model, stage1), "stage2": WeightedLosses(model, stage2)}
+
+
 def train_hives(cfg: HivesTrainConfig, evaluator=None, eval_steps: int | None = None):
     """Train HiVES and save it (a plain sentence-transformers folder) to ``cfg.out``; return (model, metrics).
 
     ``evaluator`` (e.g. :class:`hives_model.metrics.HeldOutEvaluator`) is called every ``eval_steps`` of each stage
-    and at its last step; its ``history`` goes into the metrics as ``eval_curve``."""
+    and at its last step; its ``history`` goes into the metrics as ``eval_curve``.
+
+    With ``cfg.checkpoint_steps``, each stage saves a resumable checkpoint (model, optimiser, scheduler, RNG) every
+    that many steps into :func:`checkpoint_dir`, and a finished stage its model; a run killed midway and started
+    again with the same config resumes from the last checkpoint instead of from the base model.
+    """
     import torch
     from sentence_transformers import SentenceTransformer, SentenceTransformerTrainer
 
-    from hives_model.losses import AnchorAlignmentLoss, HierarchicalContrastiveLoss, HiVESAlignmentLoss
-
     started = time.perf_counter()
     torch.manual_seed(cfg.seed)
+    if cfg.hierarchical_weight < 0 or cfg.label_similarity_weight < 0 or not (cfg.hierarchical_weight or cfg.label_similarity_weight):
+        raise TrainingDataError("hierarchical_weight and label_similarity_weight must be >= 0, and not both 0")
     for stage in (cfg.stage1, cfg.stage2):
         if stage.batch_size < 2:
             raise TrainingDataError(f"batch size {stage.batch_size} cannot hold an anchor and a positive (need >= 2)")
@@ -143,35 +179,31 @@ def train_hives(cfg: HivesTrainConfig, evaluator=None, eval_steps: int | None = 
     dataset = to_dataset(rows, space)
     value_anchors, group_anchors, readable_values, readable_groups = build_anchors(rows, cfg.anchor_texts_per_value, space)
 
-    model = SentenceTransformer(model_path, revision=cfg.base_revision)
+    checkpoints = checkpoint_dir(cfg) if cfg.checkpoint_steps else None
+    done = {name: checkpoints / name / "final" for name in ("stage1", "stage2")} if checkpoints else {}
+    finished = [name for name, path in done.items() if (path / "modules.json").exists()]
+    start_from = str(done[finished[-1]]) if finished else model_path
+    model = SentenceTransformer(start_from, revision=None if finished else cfg.base_revision)
     model.max_seq_length = cfg.max_seq_length
+    losses = stage_losses(model, cfg, value_anchors, group_anchors)
     history: dict[str, list[dict]] = {}
     with tempfile.TemporaryDirectory(prefix="hives-trainer-") as scratch:
-        hier = HierarchicalContrastiveLoss(model, cfg.temperature, cfg.direction_margin, cfg.level_weight_base,
-                                    cfg.hierarchy_constraint, cfg.level_costs, cfg.margin_scope)
-        stages = [("stage1", cfg.stage1, hier)]
-        if cfg.stage2.steps > 0:
-            stage2_loss = HiVESAlignmentLoss(
-                model,
-                hier,  # stateless beyond its settings: stage 2 adds the anchor terms to the same loss
-                AnchorAlignmentLoss(model, value_anchors, "value", cfg.anchor_temperature),
-                AnchorAlignmentLoss(model, group_anchors, "group", cfg.anchor_temperature),
-                cfg.lambda_individual,
-                cfg.lambda_theory,
-            )
-            stages.append(("stage2", cfg.stage2, stage2_loss))
-        for name, stage, loss in stages:
-            if stage.steps <= 0:
+        for name, stage in (("stage1", cfg.stage1), ("stage2", cfg.stage2)):
+            if stage.steps <= 0 or name in finished:
                 continue
+            output_dir = str(checkpoints / name) if checkpoints else os.path.join(scratch, name)
             trainer = SentenceTransformerTrainer(
-                model=model, args=_trainer_args(stage, cfg, os.path.join(scratch, name), name,
+                model=model, args=_trainer_args(stage, cfg, output_dir, name,
                                                  eval_steps if evaluator is not None else None),
-                train_dataset=dataset, loss=loss, evaluator=evaluator,
+                train_dataset=dataset, loss=losses[name], evaluator=evaluator,
             )
             if evaluator is not None:
                 evaluator.stage = name
-            trainer.train()  # with eval_steps, the trainer also evaluates at the stage's last step
+            resume = checkpoints is not None and any((checkpoints / name).glob("checkpoint-*"))
+            trainer.train(resume_from_checkpoint=resume or None)  # with eval_steps, also evaluates at the last step
             history[name] = [h for h in trainer.state.log_history if "loss" in h or "train_loss" in h]
+            if checkpoints is not None:
+                model.save(str(done[name]), create_model_card=False)
 
     out = cfg.root / cfg.out
     _save_atomically(model, out)
@@ -200,6 +232,8 @@ def train_hives(cfg: HivesTrainConfig, evaluator=None, eval_steps: int | None = 
                 "groups": {f"{k[0]}|{k[1]:+d}": v for k, v in readable_groups.items()}},
                out / "hives_anchors.json")
     write_json(metrics, out / "hives_training.json")
+    if checkpoints is not None:
+        shutil.rmtree(checkpoints, ignore_errors=True)  # the run is complete: nothing left to resume
     return model, metrics
 
 

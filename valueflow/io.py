@@ -149,6 +149,12 @@ def stable_text_id(source: str, text: str) -> str:
     return hashlib.sha1(f"{source}\x1f{normalise_text(text)}".encode()).hexdigest()[:16]
 
 
+def held_out_by_text_hash(texts: pd.Series, fraction: float = 0.2) -> pd.Series:
+    """A fixed share of texts, chosen by a hash of the normalised text: the same held-out part on every machine,
+    and a text is held out under every label it carries (so it never sits in training under another)."""
+    return texts.map(lambda t: int(hashlib.sha1(normalise_text(t).encode()).hexdigest()[:8], 16) / 0xFFFFFFFF) < fraction
+
+
 def seeded_rng(*parts: object) -> np.random.Generator:
     """A generator seeded by a hash of ``parts``: the same draws for the same inputs on every machine and run."""
     digest = hashlib.sha1("\x1f".join(map(str, parts)).encode()).digest()

@@ -23,8 +23,9 @@ DATA_FILES = {
     "valueflow.taxonomy": ["valueflow/taxonomy.yaml"],
     "cards.dataset_card": ["cards/templates/dataset_card.md.j2"],
     "cards.model_card": ["cards/templates/model_card.md.j2"],
+    "cards.judge_card": ["cards/templates/judge_card.md.j2"],
 }
-PIPELINE_ORDER = ["ingest", "collect", "aggregate", "build_vidb", "train_hives", "eval_hives", "eval_evaluator",
+PIPELINE_ORDER = ["ingest", "collect", "aggregate", "build_vidb", "train_hives", "eval_hives", "train_judge", "eval_evaluator",
                   "steer", "eval_steering", "publish"]
 
 

@@ -22,6 +22,7 @@ STAGES = {
     "build_vidb": ("build-vidb", "min_rankings", "many"),
     "train_hives": ("train-hives", "seed", "abc"),
     "eval_hives": ("eval-hives", "onnx", "perhaps"),
+    "train_judge": ("train-judge", "steps", "many"),
     "eval_evaluator": ("eval-evaluator", "repeats", "lots"),
     "steer": ("steer", "samples", "two"),
     "eval_steering": ("eval-steering", "m", "three"),

@@ -20,7 +20,8 @@ TINY = {
     "train_hives": {"stage1": {"steps": 12}, "stage2": {"steps": 4}},
     "eval_hives": {"check_texts": 40},
     "steer": {"max_queries": 3},
-    "eval_evaluator": {"judges": ["embedding"], "sampling": ["bucket", "adaptive"], "repeats": 2},
+    "train_judge": {"steps": 30},
+    "eval_evaluator": {"judges": ["embedding", "cross"], "sampling": ["bucket", "adaptive"], "repeats": 2},
 }
 
 
@@ -69,7 +70,7 @@ def repro(clone: Path) -> str:
 
 def test_repro_ingests_the_seed_corpus(clone, repro):
     texts = pd.read_parquet(clone / "data" / "texts.parquet")
-    assert len(texts) >= 384 and texts["value"].nunique() == 32
+    assert len(texts) >= 32 * 60 and texts["value"].nunique() == 32
     metrics = json.loads((clone / "metrics" / "ingest.json").read_text())
     assert metrics["texts"] == len(texts) and metrics["rejected"] == 0
 
@@ -96,12 +97,26 @@ def test_repro_trains_and_exports_hives(clone, repro):
     assert {"hives", "base"} <= set(metrics)
 
 
+def test_repro_trains_the_judge_and_measures_it_beside_the_others(clone, repro):
+    from sentence_transformers import CrossEncoder
+
+    judge = CrossEncoder(str(clone / "release" / "judge"), device="cpu")
+    assert judge.predict([("benevolence", "I kept my promise to my sister.")]).shape == (1,)
+    assert (clone / "release" / "judge" / "vidb_calibration.json").exists()
+    evaluator = json.loads((clone / "metrics" / "evaluator.json").read_text())
+    assert {"embedding", "cross"} <= set(evaluator["judges"])
+    assert evaluator["judges"]["cross"]["rating"]["pairwise_accuracy"] is not None
+
+
 def test_repro_measures_the_evaluator_and_the_steering_controls(clone, repro):
     evaluator = json.loads((clone / "metrics" / "evaluator.json").read_text())
     assert evaluator["judges"]
     steering = json.loads((clone / "metrics" / "steering.json").read_text())
-    assert steering["models"]["oracle"]["median_monotonicity"] >= 0.8
-    assert abs(steering["models"]["null"]["median_slope"]) < 0.5
+    # held out: the oracle answers with VIDB test texts, scored by the cross judge trained on the train split only
+    assert steering["judge"].startswith("cross:")
+    oracle, null = steering["models"]["oracle"], steering["models"]["null"]
+    assert oracle["median_monotonicity"] >= 0.5 and oracle["median_slope"] >= 1.0
+    assert abs(null["median_slope"]) < 0.5
     for figure in ("dose_response.png", "composition_arrows.png", "composition_heatmap.png"):
         assert (clone / "plots" / "steering" / figure).stat().st_size > 10_000
 
@@ -109,7 +124,7 @@ def test_repro_measures_the_evaluator_and_the_steering_controls(clone, repro):
 def test_repro_publishes_a_dry_run_receipt(clone, repro):
     receipt = json.loads((clone / "release" / "receipt.json").read_text())
     assert receipt["mode"] == "dry-run" and receipt["tag"].startswith("v")
-    assert {"vidb", "hives"} <= set(receipt["artifacts"])
+    assert {"vidb", "hives", "judge"} <= set(receipt["artifacts"])
 
 
 def test_second_repro_does_nothing(clone, repro):

@@ -34,7 +34,7 @@ def test_training_saves_a_folder_with_its_record(trained):
     out = root / "models" / "hives"
     assert (out / "modules.json").exists() and (out / "hives_anchors.json").exists()
     assert metrics["steps"] == {"stage1": 3, "stage2": 2}
-    assert metrics["rows_per_theory"] == {"mft": 28, "pvq": 28}
+    assert metrics["rows_per_theory"] == {"mft": 136, "pvq": 136}
     assert all(v is not None and np.isfinite(v) for v in metrics["final_loss"].values())
     assert (root / "data" / "rejected" / "train_hives.parquet").exists()
 
@@ -45,6 +45,7 @@ def test_held_out_curve_is_recorded_during_each_stage(trained):
     # every 2 steps, plus the end of a stage that 2 does not divide
     assert [(c["stage"], c["step"]) for c in curve] == [("stage1", 2), ("stage1", 3), ("stage2", 2)]
     assert all(0.0 <= c["seed/ranking_accuracy"] <= 1.0 and -1.0 <= c["seed/similarity_correlation"] <= 1.0 for c in curve)
+    assert all(-1.0 <= c["seed/mean_cosine"] <= 1.0 for c in curve)  # the collapse monitor
 
 
 def test_exported_folder_reloads_offline_and_encodes_identically(trained, tmp_path):
@@ -116,6 +117,41 @@ def test_training_refuses_missing_base_model_and_unknown_paths(seed_texts, tmp_p
     df.to_parquet(tmp_path / "bad.parquet", index=False)
     with pytest.raises(TrainingDataError, match="row 1"):
         train_hives(HivesTrainConfig(data=Path("bad.parquet"), root=tmp_path, **TINY))
+
+
+def test_a_killed_checkpointed_run_resumes_where_it_stopped(seed_texts, tmp_path, monkeypatch):
+    import hives_model.train as train_module
+
+    seed_texts[seed_texts["value"].isin(["benevolence", "care-harm"])].to_parquet(tmp_path / "t.parquet", index=False)
+    cfg = HivesTrainConfig(data=Path("t.parquet"), out=Path("models/hives"), root=tmp_path, checkpoint_steps=2,
+                           stage1=StageConfig(steps=4, batch_size=8), stage2=StageConfig(steps=2, batch_size=8),
+                           max_seq_length=32)
+    original, calls = train_module.stage_losses, {"stage1": 0}
+
+    def counting(model, cfg_, *anchors, die_at=None):
+        losses = original(model, cfg_, *anchors)
+        forward = losses["stage1"].forward
+
+        def counted(*a, **kw):
+            calls["stage1"] += 1
+            if calls["stage1"] == die_at:
+                raise KeyboardInterrupt("killed")  # as if the process were killed during step 3
+            return forward(*a, **kw)
+
+        losses["stage1"].forward = counted
+        return losses
+
+    monkeypatch.setattr(train_module, "stage_losses", lambda *a: counting(*a, die_at=3))
+    with pytest.raises(KeyboardInterrupt):
+        train_hives(cfg)
+    checkpoints = train_module.checkpoint_dir(cfg)
+    assert (checkpoints / "stage1" / "checkpoint-2").is_dir() and not (tmp_path / "models" / "hives").exists()
+    calls["stage1"] = 0
+    monkeypatch.setattr(train_module, "stage_losses", lambda *a: counting(*a))
+    _, metrics = train_hives(cfg)
+    assert calls["stage1"] == 2  # steps 3 and 4 only: resumed from checkpoint-2, not from the base model
+    assert metrics["steps"] == {"stage1": 4, "stage2": 2} and (tmp_path / "models" / "hives" / "modules.json").exists()
+    assert not checkpoints.exists()  # a finished run leaves nothing to resume
 
 
 def test_cli_train_hives_reads_its_params_section(tmp_path, monkeypatch):

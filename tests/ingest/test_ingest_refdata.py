@@ -59,3 +59,26 @@ def test_vidb_anchor_intensities_become_reference_intensities(real, refdata):
     assert anchors["value"].nunique() == 32
     assert anchors["reference_intensity"].between(-10, 10).all()
     assert (anchors["direction"] * anchors["reference_intensity"] >= 0).all()
+
+
+def test_a_maintainer_trains_hives_on_the_ingested_real_corpora(refdata, tmp_path, monkeypatch):
+    """The documented path to the HiVES one would publish: ingest the real sources, train on them (checkpointed)."""
+    from typer.testing import CliRunner
+
+    from valueflow.cli import app
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "params.yaml").write_text(
+        "ingest: {sources: [seed], refdata: %s}\n"
+        "train_hives: {stage1: {steps: 2, batch_size: 8}, stage2: {steps: 0}, max_seq_length: 32}\n" % refdata)
+    runner = CliRunner()
+    ingest_run = runner.invoke(app, ["ingest", "-s", "valuenet", "-s", "touche23", "--out", "real.parquet"])
+    assert ingest_run.exit_code == 0, ingest_run.output
+    real = pd.read_parquet(tmp_path / "real.parquet")
+    real.groupby("source").head(40).to_parquet(tmp_path / "real_small.parquet", index=False)  # a few rows per source
+    train = runner.invoke(app, ["train-hives", "--data", "real_small.parquet", "--out", "models/hives",
+                                "--checkpoint-steps", "1"])
+    assert train.exit_code == 0, train.output
+    record = pd.read_json(tmp_path / "models" / "hives" / "hives_training.json", typ="series")
+    assert set(record["rows_per_theory"]) == {"pvq"} and record["config"]["checkpoint_steps"] == 1
+    assert not (tmp_path / "models" / "hives.checkpoints").exists()

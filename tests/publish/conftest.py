@@ -82,15 +82,17 @@ def make_model_folder(folder: Path, seed: int = 0) -> Path:
 
 
 @pytest.fixture
-def release_dirs(tmp_path) -> tuple[Path, Path]:
-    return make_vidb_release(tmp_path / "release" / "vidb"), make_model_folder(tmp_path / "release" / "hives")
+def release_dirs(tmp_path) -> tuple[Path, Path, Path]:
+    """The three release folders: VIDB, HiVES and the trained judge (stand-ins that only move bytes)."""
+    return (make_vidb_release(tmp_path / "release" / "vidb"), make_model_folder(tmp_path / "release" / "hives"),
+            make_model_folder(tmp_path / "release" / "judge", seed=1))
 
 
 @pytest.fixture
 def make_cfg(tmp_path, release_dirs, hub):
     def make(version: str = "1.0.0", **kw) -> ReleaseConfig:
         base = {"version": version, "endpoint": hub.url, "dry_run": False, "dataset_dir": release_dirs[0],
-                "model_dir": release_dirs[1], "receipt": tmp_path / "release" / "receipt.json",
+                "model_dir": release_dirs[1], "judge_dir": release_dirs[2], "receipt": tmp_path / "release" / "receipt.json",
                 "history_dir": tmp_path / "releases", "retry_wait_s": 0.0, "max_attempts": 3}
         base.update(kw)
         return ReleaseConfig(**base)

@@ -1,4 +1,4 @@
-"""Small release folders built by the tests themselves: a VIDB dataset repo and a HiVES-like model folder.
+"""Small release folders built by the tests themselves: a VIDB dataset repo, a HiVES-like model folder and a judge.
 
 They follow the fixed release layout (release/vidb: README.md with YAML ``configs``, data/{full,filtered}/
 {train,validation,test}.parquet, data/rankings/train.parquet, stats.json; release/hives: a sentence-transformers
@@ -89,4 +89,18 @@ def make_hives_release(folder: Path, version: str = "1.0.0") -> Path:
     (folder / "taxonomy.json").write_text(json.dumps({"values": [v.name for v in get_taxonomy().values]}))
     card = "---\nlicense: apache-2.0\nlibrary_name: sentence-transformers\npipeline_tag: sentence-similarity\n---\n\n"
     (folder / "README.md").write_text(card + f"# HiVES {version}\n")
+    return folder
+
+
+def make_judge_release(folder: Path, version: str = "1.0.0") -> Path:
+    """An untrained CrossEncoder on the base model, with a calibration and a card: what ``train_judge`` exports."""
+    from sentence_transformers import CrossEncoder
+
+    from valueflow.judges.cross import CALIBRATION_FILE, Calibration
+    from valueflow.models import resolve_model_path
+
+    CrossEncoder(resolve_model_path("all-MiniLM-L6-v2"), num_labels=1, max_length=64).save(str(folder))
+    (folder / CALIBRATION_FILE).write_text(json.dumps(Calibration([-1.0, 1.0], [-8.0, 8.0], 8.0).to_json()))
+    card = "---\nlicense: apache-2.0\nlibrary_name: sentence-transformers\npipeline_tag: text-ranking\n---\n\n"
+    (folder / "README.md").write_text(card + f"# VIDB judge {version}\n")
     return folder

@@ -5,6 +5,7 @@ Run as a subprocess by the round-trip tests, so that HF_ENDPOINT & co. are set b
 process imported before.
 
     python roundtrip_worker.py ENDPOINT VERSION OUT_DIR [--dataset REPO] [--model REPO --local-model DIR]
+                                                      [--judge REPO --local-judge DIR]
 
 Writes OUT_DIR/<config>/<split>.parquet for every split of every config of the dataset at ``revision=v<VERSION>``,
 and OUT_DIR/hub_embeddings.npy / local_embeddings.npy from the model at that revision and from the local folder.
@@ -26,6 +27,8 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--configs", nargs="*", default=["full", "filtered", "rankings"])
     ap.add_argument("--model")
     ap.add_argument("--local-model")
+    ap.add_argument("--judge")
+    ap.add_argument("--local-judge")
     args = ap.parse_args(argv)
 
     os.environ["HF_ENDPOINT"] = args.endpoint
@@ -60,6 +63,18 @@ def main(argv: list[str]) -> int:
         local = SentenceTransformer(args.local_model, device="cpu")
         np.save(out / "hub_embeddings.npy", hub.encode(sentences))
         np.save(out / "local_embeddings.npy", local.encode(sentences))
+    if args.judge:
+        import torch
+        from sentence_transformers import CrossEncoder
+
+        from valueflow.judges.cross import load_calibration, value_query
+
+        torch.set_num_threads(1)
+        pairs = [(value_query("benevolence"), "Helping a stranger carry groceries."), (value_query("justice"), "Stealing bread.")]
+        np.save(out / "hub_judge_scores.npy", CrossEncoder(args.judge, revision=revision, device="cpu").predict(pairs))
+        np.save(out / "local_judge_scores.npy", CrossEncoder(args.local_judge, device="cpu").predict(pairs))
+        calibration = load_calibration(args.judge)  # fetched from the Hub repo beside the weights
+        (out / "judge_calibration.json").write_text("null" if calibration is None else __import__("json").dumps(calibration.to_json()))
     return 0
 
 

@@ -13,7 +13,7 @@ from valueflow.cli import app
 
 
 def write_params(tmp_path, hub, release_dirs, **over):
-    release = {"version": "1.0.0", "dataset_dir": str(release_dirs[0]), "model_dir": str(release_dirs[1]),
+    release = {"version": "1.0.0", "dataset_dir": str(release_dirs[0]), "model_dir": str(release_dirs[1]), "judge_dir": str(release_dirs[2]),
                "dry_run": True, "endpoint": hub.url, "retry_wait_s": 0.0}
     release.update(over)
     (tmp_path / "params.yaml").write_text(yaml.safe_dump({"release": release}))
@@ -44,7 +44,7 @@ def test_cli_push_records_the_release_and_never_leaks_the_token(tmp_path, monkey
     record = json.loads((tmp_path / "releases" / "v1.0.0.json").read_text())
     assert record["artifacts"]["vidb"]["commit"] == repo.tags["v1.0.0"]
     assert record["artifacts"]["vidb"]["stats"]["n_texts"] == 27  # VIDB's stats.json, for the next changelog
-    assert json.loads((tmp_path / "metrics" / "publish.json").read_text())["new_commits"] == 2
+    assert json.loads((tmp_path / "metrics" / "publish.json").read_text())["new_commits"] == 3  # vidb, hives, judge
 
     # the token was used (every write carried an Authorization header) but never written or logged
     assert all(e["auth"] for e in hub.state.log if e["method"] == "POST")

@@ -16,7 +16,7 @@ from cards.publish import publish
 from cards.release import ReleaseConfig
 from tests.publish.conftest import FAKE_TOKEN
 from tests.publish.hub_server import HubServer
-from tests.publish.release_fixtures import CONFIG_SPLITS, make_hives_release, make_vidb_release
+from tests.publish.release_fixtures import CONFIG_SPLITS, make_hives_release, make_judge_release, make_vidb_release
 
 VERSION = "1.2.0"
 WORKER = Path(__file__).with_name("roundtrip_worker.py")
@@ -28,6 +28,7 @@ def roundtrip(tmp_path_factory):
     root = tmp_path_factory.mktemp("roundtrip")
     vidb = make_vidb_release(root / "release" / "vidb", VERSION)
     hives = make_hives_release(root / "release" / "hives", VERSION)
+    judge = make_judge_release(root / "release" / "judge", VERSION)
     logger = logging.getLogger()
     records: list[logging.LogRecord] = []
     handler = logging.Handler(level=logging.DEBUG)
@@ -39,7 +40,7 @@ def roundtrip(tmp_path_factory):
     mp.setenv("HF_TOKEN", FAKE_TOKEN)
     try:
         with HubServer() as hub:
-            cfg = ReleaseConfig(version=VERSION, endpoint=hub.url, dry_run=False, dataset_dir=vidb, model_dir=hives,
+            cfg = ReleaseConfig(version=VERSION, endpoint=hub.url, dry_run=False, dataset_dir=vidb, model_dir=hives, judge_dir=judge,
                                 receipt=root / "release" / "receipt.json", history_dir=root / "releases", retry_wait_s=0)
             receipt = publish(cfg)
             out = root / "loaded"
@@ -47,7 +48,8 @@ def roundtrip(tmp_path_factory):
             env.update(HF_HOME=str(root / "hf_home"), OMP_NUM_THREADS="1", TOKENIZERS_PARALLELISM="false")
             proc = subprocess.run(
                 [sys.executable, str(WORKER), hub.url, VERSION, str(out), "--dataset", "valueflow/vidb",
-                 "--model", "valueflow/hives", "--local-model", str(hives)],
+                 "--model", "valueflow/hives", "--local-model", str(hives),
+                 "--judge", "valueflow/vidb-judge", "--local-judge", str(judge)],
                 env=env, capture_output=True, text=True, timeout=300, check=False,
             )
             assert proc.returncode == 0, proc.stderr[-4000:]
@@ -80,11 +82,21 @@ def test_sentence_transformer_at_the_version_tag_encodes_exactly_like_the_local_
 
 
 @pytest.mark.slow
+def test_judge_at_the_version_tag_scores_exactly_like_the_local_folder_with_its_calibration(roundtrip):
+    hub = np.load(roundtrip["out"] / "hub_judge_scores.npy")
+    local = np.load(roundtrip["out"] / "local_judge_scores.npy")
+    assert hub.shape == local.shape == (2,)
+    np.testing.assert_array_equal(hub, local)
+    assert json.loads((roundtrip["out"] / "judge_calibration.json").read_text())["knots_y"] == [-8.0, 8.0]
+
+
+@pytest.mark.slow
 def test_receipt_records_one_tagged_commit_per_repo(roundtrip):
     hub, receipt = roundtrip["hub"], roundtrip["receipt"]
     on_disk = json.loads((roundtrip["root"] / "release" / "receipt.json").read_text())
-    assert on_disk["artifacts"].keys() == {"vidb", "hives"}
-    for name, repo_type, repo_id in (("vidb", "dataset", "valueflow/vidb"), ("hives", "model", "valueflow/hives")):
+    assert on_disk["artifacts"].keys() == {"vidb", "hives", "judge"}
+    for name, repo_type, repo_id in (("vidb", "dataset", "valueflow/vidb"), ("hives", "model", "valueflow/hives"),
+                                     ("judge", "model", "valueflow/vidb-judge")):
         entry = on_disk["artifacts"][name]
         repo = hub.repo(repo_type, repo_id)
         assert entry["action"] == "committed" and entry["tag"] == f"v{VERSION}"

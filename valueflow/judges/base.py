@@ -41,6 +41,25 @@ class Judge(abc.ABC):
         raise NotImplementedError(f"judge {self.name!r} has no rating mode")
 
 
+def answers_from_scores(judge_name: str, value: str, windows: Sequence[Sequence[str]], scores) -> list[JudgeAnswer]:
+    """One answer per window from a score per text (the windows' texts in order, flattened): highest first.
+
+    What every judge that scores texts one by one (embedding, probe, cross) answers; the prompt hash names the
+    judge, the value and the window, so a cached ranking is never mistaken for another's.
+    """
+    import hashlib
+
+    import numpy as np
+
+    answers, start = [], 0
+    for w in windows:
+        s = np.asarray(scores[start : start + len(w)], dtype=float)
+        start += len(w)
+        digest = hashlib.sha1("\x1f".join([judge_name, value, *w]).encode()).hexdigest()[:16]
+        answers.append(JudgeAnswer(tuple(int(i) for i in np.argsort(-s, kind="stable")), prompt_hash=digest))
+    return answers
+
+
 _REGISTRY: dict[str, Callable[..., Judge]] = {}
 
 

@@ -8,12 +8,11 @@ default judge of `dvc repro` next to the reference judge, and a weak baseline fo
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Sequence
 
 import numpy as np
 
-from valueflow.judges.base import Judge, JudgeAnswer, register_judge
+from valueflow.judges.base import Judge, JudgeAnswer, answers_from_scores, register_judge
 from valueflow.models import DEFAULT_BASE_MODEL, CachedEncoder
 from valueflow.taxonomy import get_taxonomy
 
@@ -78,16 +77,7 @@ class EmbeddingJudge(Judge):
         return sims[:, 0] - sims[:, 1]
 
     def rank_windows(self, value: str, windows: Sequence[Sequence[str]]) -> list[JudgeAnswer]:
-        flat = [t for w in windows for t in w]
-        scores = self.score(value, flat)
-        answers, start = [], 0
-        for w in windows:
-            s = scores[start : start + len(w)]
-            start += len(w)
-            order = np.argsort(-s, kind="stable")
-            digest = hashlib.sha1("\x1f".join([self.name, value, *w]).encode()).hexdigest()[:16]
-            answers.append(JudgeAnswer(tuple(int(i) for i in order), prompt_hash=digest))
-        return answers
+        return answers_from_scores(self.name, value, windows, self.score(value, [t for w in windows for t in w]))
 
     def rate(self, value: str, texts: Sequence[str]) -> list[float | None]:
         """A crude direct rating: the score scaled so that a 0.2 cosine margin reads as 10, clipped to [-10, 10]."""

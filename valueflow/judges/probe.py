@@ -16,14 +16,13 @@ Spec: ``probe`` (HiVES or base model, ``release/vidb``) or ``probe:<model path o
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from valueflow.judges.base import Judge, JudgeAnswer, register_judge
+from valueflow.judges.base import Judge, JudgeAnswer, answers_from_scores, register_judge
 from valueflow.models import DEFAULT_BASE_MODEL, CachedEncoder
 from valueflow.taxonomy import get_taxonomy
 
@@ -134,13 +133,7 @@ class ProbeJudge(Judge):
         pred = self.predict(value, flat)
         if isinstance(pred, str):
             return [JudgeAnswer(None, error=pred) for _ in windows]
-        answers, start = [], 0
-        for w in windows:
-            s = pred[start : start + len(w)]
-            start += len(w)
-            digest = hashlib.sha1("\x1f".join([self.name, value, *w]).encode()).hexdigest()[:16]
-            answers.append(JudgeAnswer(tuple(int(i) for i in np.argsort(-s, kind="stable")), prompt_hash=digest))
-        return answers
+        return answers_from_scores(self.name, value, windows, pred)
 
     def rate(self, value: str, texts: Sequence[str]) -> list[float | None]:
         pred = self.predict(value, texts)

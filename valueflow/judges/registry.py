@@ -3,9 +3,10 @@
 Imported by the package ``valueflow/judges/__init__.py`` (never by ``base.py``, which the implementations import).
 Add one line per judge module here.
 """
-import valueflow.judges.chat  # noqa: F401
-import valueflow.judges.embedding  # noqa: F401
-import valueflow.judges.probe  # noqa: F401
-import valueflow.judges.reference  # noqa: F401
-import valueflow.judges.simulated  # noqa: F401
+import valueflow.judges.chat
+import valueflow.judges.cross
+import valueflow.judges.embedding
+import valueflow.judges.probe
+import valueflow.judges.reference
+import valueflow.judges.simulated
 import valueflow.judges.transformers_judge  # noqa: F401

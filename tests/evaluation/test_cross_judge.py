@@ -1,0 +1,110 @@
+"""The trained judge: trains on a tiny VIDB, reloads identically, rates on the VIDB scale, rejects bad rows with
+reasons, and works wherever a judge is named (evaluate, collect, eval-steering)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from evaluation.train_judge import JudgeTrainConfig, train_judge
+from valueflow.judges import make_judge
+from valueflow.judges.cross import CALIBRATION_FILE, Calibration, value_query
+
+
+@pytest.fixture(scope="module")
+def trained_judge(tmp_path_factory, vidb_release: Path) -> tuple[Path, dict]:
+    root = tmp_path_factory.mktemp("judge")
+    bad = pd.DataFrame({"text": ["Helping a neighbour carry shopping.", "", "A text of no known value."],
+                        "value": ["benevolence", "justice", "kindness-to-robots"], "reference_intensity": [4.0, 3.0, 5.0]})
+    bad.to_csv(root / "extra.csv", index=False)
+    cfg = JudgeTrainConfig(vidb=vidb_release, extra=["extra.csv"], out=Path("release/judge"), steps=8, batch_size=8,
+                           max_length=48, root=root)
+    metrics = train_judge(cfg, echo=lambda *_: None)
+    return root, metrics
+
+
+def test_judge_folder_reloads_as_a_plain_cross_encoder_and_scores_identically(trained_judge, vidb_release):
+    from sentence_transformers import CrossEncoder
+
+    root, _ = trained_judge
+    folder = root / "release" / "judge"
+    texts = pd.read_parquet(vidb_release / "data" / "full" / "test.parquet")
+    sample = texts[texts["value"] == "benevolence"]["text"].tolist()[:10]
+    plain = CrossEncoder(str(folder)).predict([(value_query("benevolence"), t) for t in sample])
+    judge = make_judge(f"cross:{folder}")
+    assert np.allclose(judge.scores("benevolence", sample), plain, atol=1e-5)
+    order = judge.rank_windows("benevolence", [sample[:4]])[0].order
+    assert sorted(order) == [0, 1, 2, 3] and list(order) == list(np.argsort(-plain[:4], kind="stable"))
+    ratings = judge.rate("Benevolence", sample)  # any alias
+    assert all(-10 <= r <= 10 for r in ratings)
+
+
+def test_calibration_is_strictly_monotone_and_continues_past_its_knots(trained_judge):
+    root, metrics = trained_judge
+    cal = Calibration.from_json(json.loads((root / "release" / "judge" / CALIBRATION_FILE).read_text()))
+    grid = np.linspace(cal.x[0] - 5, cal.x[-1] + 5, 200)
+    mapped = cal(grid)
+    assert np.all(np.diff(mapped) >= 0) and mapped.min() >= -10 and mapped.max() <= 10
+    inside = cal(np.linspace(cal.x[0], cal.x[-1], 50))
+    if len(cal.x) > 1:
+        assert np.all(np.diff(inside) > 0)  # no flat steps: different scores never tie
+    assert cal(np.array([cal.x[-1] + 0.5]))[0] > cal(np.array([cal.x[-1]]))[0] or cal(np.array([cal.x[-1]]))[0] == 10
+    assert metrics["calibration"]["fitted_on"] in ("validation", "train")
+
+
+def test_bad_training_rows_are_rejected_with_their_reason(trained_judge):
+    root, metrics = trained_judge
+    rejected = pd.read_parquet(root / "data" / "rejected" / "train_judge.parquet")
+    reasons = " | ".join(rejected["reason"])
+    assert metrics["rejected"] == 2 == len(rejected)
+    assert "text: empty" in reasons and "kindness-to-robots" in reasons
+    assert metrics["rows_by_source"]["extra.csv"] == 1  # the good row of the extra table is kept
+
+
+def test_card_names_data_loss_held_out_metrics_usage_and_citation(trained_judge):
+    root, metrics = trained_judge
+    card = (root / "release" / "judge" / "README.md").read_text()
+    meta = yaml.safe_load(card.split("---")[1])
+    assert meta["library_name"] == "sentence-transformers" and "cross-encoder" in meta["tags"]
+    assert "pointwise regression" in card and f"{metrics['steps']} steps" in card
+    assert "| `cross` |" in card and "| `embedding` |" in card  # held-out figures beside the zero-shot judge
+    assert 'CrossEncoder("valueflow/vidb-judge")' in card and "@misc" in card
+    index = meta["model-index"][0]["results"][0]
+    assert index["dataset"]["split"] == "validation"
+    assert index["metrics"][0]["value"] == metrics["held_out"]["judges"]["cross"]["pairwise_accuracy"]
+
+
+def test_cross_judge_in_the_evaluate_command_ranks_and_rates(trained_judge, vidb_release, tmp_path):
+    from typer.testing import CliRunner
+
+    from valueflow.cli import app
+
+    root, _ = trained_judge
+    texts = tmp_path / "t.csv"
+    pd.DataFrame({"text": ["I drove my sister to every chemo appointment.", "I stole my friend's savings."]}).to_csv(texts, index=False)
+    for mode in ("ranking", "rating"):
+        out = tmp_path / f"{mode}.parquet"
+        result = CliRunner().invoke(app, ["evaluate", str(texts), "-v", "benevolence", "--judge",
+                                          f"cross:{root / 'release' / 'judge'}", "--vidb", str(vidb_release),
+                                          "--mode", mode, "--out", str(out)])
+        assert result.exit_code == 0, result.output
+        scores = pd.read_parquet(out)
+        assert scores["intensity"].notna().all() and scores["judge"].str.startswith("cross:").all()
+
+
+def test_cross_judge_collects_rankings(trained_judge, seed_dir, tmp_path):
+    from builders.collect import CollectConfig, collect
+    from builders.ingest import IngestConfig, ingest
+
+    root, _ = trained_judge
+    texts, _ = ingest(IngestConfig(sources=["seed"], seed_dir=seed_dir, out=Path("data/texts.parquet"), root=tmp_path))
+    texts[texts["value"] == "benevolence"].head(12).to_parquet(tmp_path / "data" / "texts.parquet", index=False)
+    cfg = CollectConfig(judges=[f"cross:{root / 'release' / 'judge'}"], k=4, m=2, root=tmp_path)
+    rankings, _ = collect(cfg)
+    assert len(rankings) == 12 * 2 // 4 and rankings["judge"].str.startswith("cross:").all()
+    assert all(sorted(o) == sorted(w) for o, w in zip(rankings["order"], rankings["window"]))
