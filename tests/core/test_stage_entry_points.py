@@ -58,7 +58,8 @@ def pipeline(tmp_path_factory, project_root: Path) -> dict:
         model = root / "models" / "hives"
         (model / "README.md").write_text("---\nlicense: apache-2.0\nlibrary_name: sentence-transformers\n---\n\n# HiVES\n")
         out["publish"] = publish_release(ReleaseConfig(version="0.1.0", dataset_dir=root / "release" / "vidb",
-                                                       model_dir=model, receipt=root / "release" / "receipt.json",
+                                                       model_dir=model, judge_dir=model,  # a stand-in judge folder
+                                                       receipt=root / "release" / "receipt.json",
                                                        history_dir=root / "releases"))
         yield out
     finally:
