@@ -30,9 +30,10 @@ import pandas as pd
 from builders.sources import nearest_values
 from evaluation.anchor_evaluator import AnchorEvaluator
 from evaluation.anchors import AnchorPanel
-from evaluation.eval_evaluator import sign_accuracy, spearman
+from evaluation.eval_evaluator import sign_accuracy
 from valueflow.io import refdata_dir
 from valueflow.judges import make_judge
+from valueflow.stats import spearman
 from valueflow.taxonomy import get_taxonomy
 
 # (label, evaluator options): the paper's setting, adaptive sampling, the fitted judge scale with a 1/25 prior on
@@ -44,6 +45,10 @@ MODES = [
     ("adaptive+auto", {"sampling": "adaptive", "scale": "auto", "prior_precision": 0.04}),
     ("rating", {"mode": "rating"}),
 ]
+
+
+def _nan_if_none(x):
+    return float("nan") if x is None else x
 
 
 def load_vidb_anchors(root) -> pd.DataFrame:
@@ -76,7 +81,7 @@ def heldout_vidb(vidb: pd.DataFrame) -> dict:
             for label, options in MODES:
                 preds[(name, label)][test.index] = score(judge, panel, items, options).to_numpy()
     gold = vidb["intensity"].to_numpy()
-    return {k: {"spearman": spearman(p, gold), "mae": float(np.nanmean(np.abs(p - gold))),
+    return {k: {"spearman": _nan_if_none(spearman(p, gold)), "mae": float(np.nanmean(np.abs(p - gold))),
                 "sign_accuracy": sign_accuracy(p, gold)} for k, p in preds.items()}
 
 

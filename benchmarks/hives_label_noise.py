@@ -32,9 +32,10 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
 
+    from hives_real import ingest_sources
+
     from hives_model.data import LabelSpace, oracle_embeddings, training_rows
     from hives_model.metrics import evaluate_embeddings
-    from hives_real import ingest_sources
     from valueflow.io import refdata_dir
 
     if refdata_dir() is None:

@@ -20,8 +20,9 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from evaluation.steer import SteerConfig, steer, seed_split
-from evaluation.steering_analysis import EvalSteeringConfig, eval_steering
+from evaluation.anchors import seed_split
+from evaluation.eval_steering import EvalSteeringConfig, eval_steering
+from evaluation.steer import SteerConfig, steer
 from valueflow.io import refdata_dir, stable_text_id
 
 VALUES = ["benevolence", "universalism", "power", "hedonism", "care-harm", "justice"]

@@ -13,28 +13,34 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import pandas as pd
+from pydantic import Field
 
 from validation.rejects import RejectSink, validate_rows
 from validation.schemas import RANKING_COLUMNS, RankingsSchema, TextsSchema, UtilitiesSchema
 from valueflow.io import read_table, write_metrics, write_parquet
+from valueflow.params import StageParams
 from valueflow.plackett_luce import RankingData, fit_plackett_luce
 
-@dataclass
-class AggregateConfig:
+
+class AggregateConfig(StageParams):
+    """The ``aggregate`` section of params.yaml."""
+
+    section: ClassVar[str] = "aggregate"
+
     texts: Path = Path("data/texts.parquet")
     rankings: Path = Path("data/rankings.parquet")
     out: Path = Path("data/utilities.parquet")
-    prior_sd: float = 3.0
+    prior_sd: float = Field(3.0, gt=0)
     reliability: bool = True
-    reliability_sd: float = 1.0
+    reliability_sd: float = Field(1.0, gt=0)
     anchor_judges: tuple[str, ...] = ("reference",)  # judge kinds whose reliability is fixed to 1 (the yardstick)
-    spread_min_reliability: float = 0.3  # judges below this relative reliability do not count in judge_spread
-    dense_se_limit: int = 3000
+    spread_min_reliability: float = Field(0.3, ge=0)  # judges below this relative reliability do not count in judge_spread
+    dense_se_limit: int = Field(3000, ge=0)
     root: Path = Path(".")
 
 

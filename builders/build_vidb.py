@@ -26,42 +26,69 @@ from __future__ import annotations
 import hashlib
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
+from pydantic import Field, field_validator
 
 from builders.aggregate import read_valid_rankings
 from validation.rejects import RejectSink, validate_rows
 from validation.schemas import RANKING_COLUMNS, SPLITS, TextsSchema, UtilitiesSchema, VidbSchema
 from valueflow.io import atomic_dir, read_table, stage_records, write_json, write_metrics, write_parquet
+from valueflow.params import DEFAULT_PARAMS, StageParams, load_params
 
 VIDB_COLUMNS = list(VidbSchema.to_schema().columns)
 
 
-@dataclass
-class BuildConfig:
+class BuildConfig(StageParams):
+    """The ``build_vidb`` section of params.yaml."""
+
+    section: ClassVar[str] = "build_vidb"
+
     texts: Path = Path("data/texts.parquet")
     utilities: Path = Path("data/utilities.parquet")
     rankings: Path = Path("data/rankings.parquet")
     out_dir: Path = Path("release/vidb")
     plots_dir: Path = Path("plots")
+    repo_id: str = "valueflow/vidb"  # shown in the card's loading snippet
     seed: int = 0
-    split_fractions: dict[str, float] = field(default_factory=lambda: {"train": 0.8, "validation": 0.1, "test": 0.1})
-    min_reference: int = 4
-    min_rankings: int = 2
-    max_judge_spread: float = 0.5
-    max_reference_gap: float = 5.0
-    max_direction_conflict: float = 3.0  # direction +1 but intensity below -3 (or the mirror) is a conflict
-    max_ci_width: float = 12.0
+    split_fractions: dict[str, float] = Field(default_factory=lambda: {"train": 0.8, "validation": 0.1, "test": 0.1})
+    min_reference: int = Field(4, ge=2)
+    min_rankings: int = Field(2, ge=0)
+    max_judge_spread: float = Field(0.5, ge=0, le=1)
+    max_reference_gap: float = Field(5.0, ge=0)
+    max_direction_conflict: float = Field(3.0, ge=0)  # direction +1 but intensity below -3 (or the mirror) is a conflict
+    max_ci_width: float = Field(12.0, gt=0)
     # the records of the runs that made the inputs (None: where those runs wrote them, valueflow.io.stage_records:
     # metrics/<stage>.json for the pipeline's files, <input>.metrics.json beside an ad-hoc run's)
     collect_metrics: Path | None = None  # k, m and judges, for the card
     aggregate_metrics: Path | None = None  # reliabilities and the prior, for the card
     rejected_dir: Path | None = None  # a folder of every stage's rejects, counted in the card
-    prior_sd: float | None = None
+    prior_sd: float | None = Field(None, gt=0)  # None: the aggregate stage's (read from its metrics or params)
     root: Path = Path(".")
+
+    @field_validator("split_fractions")
+    @classmethod
+    def _fractions(cls, v: dict[str, float]) -> dict[str, float]:
+        unknown = sorted(set(v) - set(SPLITS))
+        if unknown:
+            raise ValueError(f"unknown split(s) {', '.join(unknown)}; splits: {', '.join(SPLITS)}")
+        if any(f < 0 for f in v.values()) or abs(sum(v.values()) - 1.0) > 1e-6:
+            raise ValueError(f"fractions must be >= 0 and sum to 1, got {v}")
+        return v
+
+    @classmethod
+    def load(cls, path: str | Path = DEFAULT_PARAMS, **overrides: Any) -> BuildConfig:
+        """As :meth:`StageParams.load`; without its own ``prior_sd`` the card shows the aggregate stage's."""
+        cfg = super().load(path, **overrides)
+        if cfg.prior_sd is None:
+            params = load_params(path)
+            if isinstance(params.get("aggregate"), dict) and params["aggregate"].get("prior_sd") is not None:
+                cfg.prior_sd = float(params["aggregate"]["prior_sd"])
+        return cfg
 
 
 # -- calibration ---------------------------------------------------------------------------------------------
@@ -170,11 +197,20 @@ def _flags(df: pd.DataFrame, cfg: BuildConfig) -> pd.Series:
     return pd.Series([";".join(r) for r in reasons], index=df.index, dtype=str)
 
 
+def build_release(cfg: BuildConfig) -> tuple[pd.DataFrame, dict, Path]:
+    """The ``build_vidb`` stage: :func:`build_vidb` with the generated dataset card built into the same folder
+    (swapped in whole with the data); returns (full, stats, card path)."""
+    from cards.dataset_card import write_dataset_card
+
+    full, stats = build_vidb(cfg, card=lambda folder, st: write_dataset_card(folder, st, repo_id=cfg.repo_id))
+    return full, stats, cfg.root / cfg.out_dir / "README.md"
+
+
 def build_vidb(cfg: BuildConfig, card: Callable[[Path, dict], object] | None = None) -> tuple[pd.DataFrame, dict]:
     """Calibrate, flag, split and write ``release/vidb`` (data files, stats.json and, with ``card``, the card).
 
-    ``card(folder, stats)`` writes the dataset card into the folder being built (the command passes the cards
-    package's renderer; a stage package does not import another's).
+    ``card(folder, stats)`` writes the dataset card into the folder being built (:func:`build_release` passes the
+    cards package's renderer).
     """
     started = time.perf_counter()
     sink = RejectSink("build_vidb", root=cfg.root, out=cfg.out_dir)
@@ -267,8 +303,7 @@ def pairwise_accuracy(intensity: np.ndarray, label: np.ndarray) -> float | None:
 
 
 def _stats(full: pd.DataFrame, rankings: pd.DataFrame, counts: dict, calibrations: dict, cfg: BuildConfig) -> dict:
-    from scipy.stats import spearmanr
-
+    from valueflow.stats import spearman
     from valueflow.taxonomy import get_taxonomy
 
     tax = get_taxonomy()
@@ -276,7 +311,7 @@ def _stats(full: pd.DataFrame, rankings: pd.DataFrame, counts: dict, calibration
     for value, g in full.groupby("value", sort=True):
         ref = g["reference_intensity"].astype(float)
         has = ref.notna() & g["intensity"].notna()
-        rho = spearmanr(g.loc[has, "intensity"], ref[has])[0] if has.sum() > 2 else None
+        rho = spearman(g.loc[has, "intensity"], ref[has])
         flags: dict[str, int] = {}
         for f in g["flag"]:
             for r in filter(None, f.split(";")):
@@ -291,7 +326,7 @@ def _stats(full: pd.DataFrame, rankings: pd.DataFrame, counts: dict, calibration
             "rankings": int((rankings["value"] == value).sum()),
             "mean_intensity": round(float(g["intensity"].mean()), 3) if g["intensity"].notna().any() else None,
             "calibration": calibrations[value]["method"],
-            "spearman_vs_reference": None if rho is None or np.isnan(rho) else round(float(rho), 4),
+            "spearman_vs_reference": None if rho is None else round(rho, 4),
             "flags": flags,
         }
     flag_counts: dict[str, int] = {}

@@ -20,34 +20,52 @@ import hashlib
 import json
 import time
 from collections import Counter
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import pandas as pd
+from pydantic import Field, field_validator, model_validator
 
 from validation.rejects import RejectSink, validate_rows
 from validation.schemas import RANKING_COLUMNS, TextsSchema
-from valueflow.io import read_table, seeded_rng, write_metrics, write_parquet
+from valueflow.io import InputError, read_table, seeded_rng, write_metrics, write_parquet
 from valueflow.judges import Judge, make_judge
+from valueflow.params import StageParams, canonical_values
 from valueflow.plackett_luce import design_windows
 
 
-@dataclass
-class CollectConfig:
+class CollectConfig(StageParams):
+    """The ``collect`` section of params.yaml."""
+
+    section: ClassVar[str] = "collect"
+
     texts: Path = Path("data/texts.parquet")
     out: Path = Path("data/rankings.parquet")
-    judges: list[str] = field(default_factory=lambda: ["reference", "embedding"])
-    judge_options: dict[str, dict] = field(default_factory=dict)  # spec -> constructor options
-    k: int = 4
-    m: int = 6
+    judges: list[str] = Field(default_factory=lambda: ["reference", "embedding"])
+    judge_options: dict[str, dict] = Field(default_factory=dict)  # spec -> constructor options
+    k: int = Field(4, ge=2)  # texts per window: a ranking of one text says nothing
+    m: int = Field(6, ge=1)  # windows per text
     seed: int = 0
-    values: list[str] | None = None  # None: every value present in the texts
-    chunk_size: int = 256  # windows per appended chunk (the unit of resumption)
+    values: list[str] | None = None  # None: every value present in the texts; any alias (Care/Harm)
+    chunk_size: int = Field(256, ge=1)  # windows per appended chunk (the unit of resumption)
     store: Path = Path("data/cache/collect")
-    import_rankings: list[str] = field(default_factory=list)
+    import_rankings: list[str] = Field(default_factory=list)
     root: Path = Path(".")
+
+    @field_validator("values", mode="before")
+    @classmethod
+    def _canonical_values(cls, v: object) -> object:
+        """Value names in any alias, resolved through the taxonomy; an unknown name fails listing the valid ones."""
+        return canonical_values(v) if isinstance(v, list) else v  # anything else: the type check says what is wrong
+
+    @model_validator(mode="after")
+    def _options_of_listed_judges(self) -> CollectConfig:
+        stray = sorted(set(self.judge_options) - set(self.judges))
+        if stray:
+            raise ValueError(f"judge_options names judge(s) not in judges: {', '.join(stray)}")
+        return self
 
 
 def ranking_id(value: str, judge: str, window: list[str]) -> str:
@@ -205,6 +223,9 @@ def collect(cfg: CollectConfig, judges: list[Judge] | None = None) -> tuple[pd.D
     texts = validate_rows(raw, TextsSchema, sink, file=str(cfg.texts))
     values = sorted(texts["value"].unique()) if cfg.values is None else list(cfg.values)
     specs = cfg.judges if judges is None else [None] * len(judges)  # options are known for judges built here
+    absent = sorted(set(values) - set(texts["value"]))
+    if absent:  # a value asked for by name that the texts do not have would give "0 rankings" and exit 0
+        raise InputError(f"{cfg.texts}: no texts of collect.values {', '.join(absent)}")
     judges = judges if judges is not None else build_judges(cfg, texts)
     store = RankingStore(cfg.root / cfg.store)
     text_of = dict(zip(texts["text_id"], texts["text"]))

@@ -4,27 +4,43 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 import pandas as pd
+from pydantic import BaseModel, ConfigDict, Field
 
 from builders.sources import ADAPTERS, Candidates, read_labelled_table
 from validation.rejects import RejectSink, validate_rows
 from validation.schemas import TextsSchema
-from valueflow.io import InputError, normalise_text, stable_text_id, write_metrics, write_parquet
+from valueflow.io import InputError, normalise_text, refdata_dir, stable_text_id, write_metrics, write_parquet
+from valueflow.params import StageParams
 from valueflow.taxonomy import get_taxonomy
 
 TEXT_COLUMNS = list(TextsSchema.to_schema().columns)
 REFDATA_SOURCES = ("valuenet", "touche23", "mfrc", "social_chem", "moral_stories", "vidb_anchors")
 
 
-@dataclass
-class IngestConfig:
-    sources: list[str] = field(default_factory=lambda: ["seed"])
+class TableSpec(BaseModel):
+    """One extra labelled table of ``ingest.tables``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    path: Path
+    source: str | None = None  # None: the file name's stem
+    license: str = "unknown"
+
+
+class IngestConfig(StageParams):
+    """The ``ingest`` section of params.yaml."""
+
+    section: ClassVar[str] = "ingest"
+
+    sources: list[str] = Field(default_factory=lambda: ["seed"])
     seed_dir: Path = Path("data/seed/texts")
-    refdata: Path | None = None
-    tables: list[dict] = field(default_factory=list)  # extra labelled tables: {path, source, license}
+    refdata: Path | None = None  # None: $VALUEFLOW_REFDATA or ../shared/data
+    tables: list[TableSpec] = Field(default_factory=list)  # extra labelled tables
     out: Path = Path("data/texts.parquet")
     root: Path = Path(".")
 
@@ -129,11 +145,12 @@ def _candidates(cfg: IngestConfig, sink: RejectSink):
         if source == "seed":
             yield from ADAPTERS["seed"](cfg.root / cfg.seed_dir, sink)
             continue
-        if cfg.refdata is None or not Path(cfg.refdata).is_dir():
-            raise InputError(f"source {source!r} needs the reference data folder (set $VALUEFLOW_REFDATA); not found: {cfg.refdata}")
-        yield from ADAPTERS[source](Path(cfg.refdata), sink)
+        refdata = cfg.refdata or refdata_dir()
+        if refdata is None or not Path(refdata).is_dir():
+            raise InputError(f"source {source!r} needs the reference data folder (set $VALUEFLOW_REFDATA); not found: {refdata}")
+        yield from ADAPTERS[source](Path(refdata), sink)
     for table in cfg.tables:
-        yield read_labelled_table(Path(table["path"]), table.get("source", Path(table["path"]).stem), table.get("license", "unknown"), sink)
+        yield read_labelled_table(table.path, table.source or table.path.stem, table.license, sink)
 
 
 def format_counts(metrics: dict) -> str:

@@ -20,6 +20,7 @@ written to the receipt, a card, a log line or an error message.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import time
 from collections.abc import Callable, Iterable
@@ -366,3 +367,43 @@ def format_receipt(receipt: dict) -> str:
         lines.append(f"  {name}: {a['repo_type']} {a['repo_id']}@{a['tag']}  {a['n_files']} files, "
                      f"{a['total_bytes']:,} bytes  {a['action']}{commit}")
     return "\n".join(lines)
+
+
+def publish_release(cfg: ReleaseConfig) -> dict:
+    """The ``publish`` stage: CITATION.cff at the release version, :func:`publish`, ``metrics/publish.json``, and
+    for a push the release record under ``releases/`` that the next changelog compares with. Returns the receipt.
+    """
+    from cards.release import write_citation_cff, write_release_record
+    from valueflow.io import write_metrics
+
+    started = time.perf_counter()
+    write_citation_cff(cfg.version)
+    result = publish(cfg)
+    metrics = {
+        "version": cfg.version,
+        "pushed": result["mode"] == "push",
+        "seconds": round(time.perf_counter() - started, 3),
+        **{f"{name}_{k}": a[k] for name, a in result["artifacts"].items() for k in ("n_files", "total_bytes")},
+        "new_commits": sum(a.get("action") == "committed" for a in result["artifacts"].values()),
+    }
+    write_metrics("publish", metrics, out=cfg.receipt)  # an ad-hoc --receipt keeps its metrics beside it
+    if result["mode"] == "push":
+        write_release_record(cfg.history_dir, cfg.version, {
+            name: {"repo_id": a["repo_id"], "commit": a.get("commit"), "stats": _artifact_stats(name, Path(a["folder"]))}
+            for name, a in result["artifacts"].items()
+        })
+    return result
+
+
+def _artifact_stats(name: str, folder: Path) -> dict:
+    """The counts the next release's changelog compares with: VIDB's stats.json, HiVES's evaluation metrics.
+
+    The same shapes the cards pass to ``card_release_section``, so a card's changelog compares like with like.
+    """
+    from cards.release import model_changelog_stats
+
+    if name == "vidb" and (folder / "stats.json").is_file():
+        return json.loads((folder / "stats.json").read_text(encoding="utf-8"))
+    if name == "hives" and Path("metrics/hives.json").is_file():
+        return model_changelog_stats(json.loads(Path("metrics/hives.json").read_text(encoding="utf-8")))
+    return {}

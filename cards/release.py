@@ -10,15 +10,16 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
+from typing import ClassVar
 
 import yaml
+from pydantic import Field, field_validator
 
 from valueflow.citation import PAPER_BIBTEX, PAPER_REFERENCE
 from valueflow.io import write_json, write_text
-from valueflow.params import DEFAULT_PARAMS, stage_params
+from valueflow.params import DEFAULT_PARAMS, ParamsError, StageParams
 
 # Semantic versioning 2.0.0 (https://semver.org), without a leading "v": the tag adds it.
 SEMVER = re.compile(
@@ -58,9 +59,10 @@ def version_key(version: str) -> tuple:
     return (major, minor, patch, pre_key)
 
 
-@dataclass
-class ReleaseConfig:
-    """The ``release:`` section of params.yaml."""
+class ReleaseConfig(StageParams):
+    """The ``release:`` section of params.yaml (the ``publish`` stage and the cards' release sections)."""
+
+    section: ClassVar[str] = "release"
 
     version: str
     dataset_repo: str = DEFAULT_DATASET_REPO
@@ -74,32 +76,17 @@ class ReleaseConfig:
     private: bool = False
     receipt: Path = Path("release/receipt.json")
     history_dir: Path = Path("releases")
-    max_attempts: int = 4
-    retry_wait_s: float = 2.0
-    extra: dict = field(default_factory=dict)
+    max_attempts: int = Field(4, ge=1)
+    retry_wait_s: float = Field(2.0, ge=0)
 
-    def __post_init__(self) -> None:
-        self.version = check_version(self.version)
-        for name in ("dataset_dir", "model_dir", "judge_dir", "receipt", "history_dir"):
-            setattr(self, name, Path(getattr(self, name)))
-        if int(self.max_attempts) < 1:
-            raise ValueError("release.max_attempts must be at least 1")
+    @field_validator("version", mode="before")
+    @classmethod
+    def _semver(cls, v: object) -> str:
+        return check_version(str(v))
 
     @property
     def tag(self) -> str:
         return tag_for(self.version)
-
-    @classmethod
-    def from_params(cls, params_path: str | Path = DEFAULT_PARAMS, **overrides) -> ReleaseConfig:
-        p = dict(stage_params("release", params_path))
-        p.update({k: v for k, v in overrides.items() if v is not None})
-        known = set(cls.__dataclass_fields__) - {"extra"}
-        unknown = sorted(set(p) - known)
-        if unknown:
-            raise KeyError(f"{params_path}: unknown key(s) in 'release': {', '.join(unknown)}; known: {', '.join(sorted(known))}")
-        if "version" not in p:
-            raise KeyError(f"{params_path}: 'release.version' is required (semver, e.g. 0.1.0)")
-        return cls(**p)
 
 
 # --- snippets ----------------------------------------------------------------------------------------------
@@ -318,8 +305,8 @@ def card_release_section(
     ``model_changelog_stats(evaluation)``. Cards that already cite the paper keep ``include_paper_bibtex=False``.
     """
     try:
-        cfg = ReleaseConfig.from_params(params_path)
-    except (FileNotFoundError, KeyError):
+        cfg = ReleaseConfig.load(params_path)
+    except (FileNotFoundError, ParamsError):
         return ""
     return release_section(kind, repo_id, cfg.version, stats, cfg.history_dir, include_paper_bibtex=include_paper_bibtex)
 

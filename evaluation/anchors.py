@@ -53,44 +53,32 @@ class AnchorPanel:
     def from_source(
         cls, source: str | Path | None = None, revision: str | None = None, split: str | None = None
     ) -> AnchorPanel:
-        """Load a panel from a release folder, a Hub dataset id or a table file.
+        """Load a panel from a release folder, a Hub dataset id or a table file (read by :func:`read_vidb_records`).
 
         Args:
             source: ``None`` (the pipeline's ``release/vidb``), a VIDB release folder, a CSV/TSV/JSONL/Parquet
-                file with text, value and intensity columns, or a Hub dataset id (``owner/name``, optionally
-                ``owner/name@revision``).
+                file with text, value and intensity columns, a folder of seed CSVs (``reference_intensity``), or
+                a Hub dataset id (``owner/name``, optionally ``owner/name@revision``).
             revision: a Hub revision (tag, branch or commit) to pin the published version; Hub ids only.
             split: keep only these splits (``"train"`` or a comma-separated list such as
-                ``"train,validation"``); a table without a split column counts as all ``train``.
+                ``"train,validation"``); a table without a split column counts as all ``train``, and so does a
+                folder of seed CSVs when no split is asked for (every seed text is an anchor).
 
         Raises:
             InputError: the source does not exist, cannot be read, or has no usable anchor at all.
         """
-        source_str = str(DEFAULT_VIDB if source is None else source)
-        path = Path(source_str).expanduser()
-        invalid = pd.DataFrame()
-        if path.is_dir():
-            (raw, invalid), label = _read_release_folder(path), str(path)
-        elif path.is_file():
-            raw, label = read_table(path, required=("text", "value", "intensity")), str(path)
-        elif source is None:
-            raise InputError(
-                f"{path}: VIDB release folder not found; run `dvc repro build_vidb` or pass --vidb "
-                "(a release folder, a Hub dataset id or a table with text, value, intensity columns)"
-            )
-        elif _looks_like_hub_id(source_str):
-            repo, _, at_rev = source_str.partition("@")
-            raw, label = _read_hub(repo, revision or at_rev or None), source_str
-        else:
-            raise InputError(f"{source_str}: not found (not a file, a folder or a Hub dataset id owner/name)")
-        panel = cls._from_raw(raw, label)
-        if len(invalid):
-            panel.rejected = pd.concat([invalid, panel.rejected], ignore_index=True)
+        record = read_vidb_records(source, revision=revision)
+        raw = record.rows
+        if record.kind == "seed" and not split:
+            raw = raw.assign(split="train")
+        panel = cls._from_raw(raw, record.label)
+        if len(record.rejected):
+            panel.rejected = pd.concat([record.rejected, panel.rejected], ignore_index=True)
         if split:
             wanted = [s.strip() for s in split.split(",") if s.strip()]
             panel = panel.subset(panel.table["split"].isin(wanted))
         if panel.table.empty:
-            raise InputError(f"{label}: no usable anchors" + (f" in split {split!r}" if split else ""))
+            raise InputError(f"{record.label}: no usable anchors" + (f" in split {split!r}" if split else ""))
         return panel
 
     @classmethod
@@ -166,21 +154,99 @@ class AnchorPanel:
         return len(self.table)
 
 
+@dataclass
+class VidbRecord:
+    """VIDB-shaped rows as read from one source, before any consumer's own checks.
+
+    ``rows`` has ``text, value, intensity, split`` and ``text_id`` where the source has one; ``rejected`` the rows
+    a release folder's schema refused (file, row, column, reason, record); ``kind`` is ``release``, ``seed``,
+    ``table`` or ``hub``; ``label`` names the source in messages.
+    """
+
+    rows: pd.DataFrame
+    rejected: pd.DataFrame
+    kind: str
+    label: str
+
+
+def read_vidb_records(source: str | Path | None = None, *, revision: str | None = None,
+                      config: str = DEFAULT_CONFIG) -> VidbRecord:
+    """The one reader of VIDB panels and exemplar pools (evaluator anchors, steering exemplars, eval_steering).
+
+    ``source``: ``None`` (``release/vidb``), a release folder (``data/<config>/*.parquet``, falling back to
+    ``data/full`` and then to the folder's own ``*.parquet``; rows with every VIDB column are validated), a
+    folder of seed CSVs (``reference_intensity`` as the intensity, a deterministic :func:`seed_split`), a table
+    file with ``text, value`` and ``intensity`` (or ``reference_intensity``), or a Hub dataset id
+    (``owner/name[@revision]``, config ``full``).
+    """
+    source_str = str(DEFAULT_VIDB if source is None else source)
+    path = Path(source_str).expanduser()
+    empty = pd.DataFrame(columns=["file", "row", "column", "reason", "record"])
+    if path.is_dir() and not (path / "data").is_dir() and not any(path.glob("*.parquet")) and any(path.glob("*.csv")):
+        return VidbRecord(_read_seed_folder(path), empty, "seed", str(path))
+    if path.is_dir():
+        raw, invalid = _read_release_folder(path, config)
+        return VidbRecord(raw, invalid, "release", str(path))
+    if path.is_file():
+        raw = read_table(path, required=("text", "value"))
+        if "intensity" not in raw.columns and "reference_intensity" in raw.columns:
+            raw = raw.assign(intensity=raw["reference_intensity"])
+        if "intensity" not in raw.columns:
+            raise InputError(f"{path}: missing column(s) intensity (or reference_intensity)")
+        return VidbRecord(raw, empty, "table", str(path))
+    if source is None:
+        raise InputError(
+            f"{path}: VIDB release folder not found; run `dvc repro build_vidb` or pass --vidb "
+            "(a release folder, a Hub dataset id or a table with text, value, intensity columns)"
+        )
+    if _looks_like_hub_id(source_str):
+        repo, _, at_rev = source_str.partition("@")
+        return VidbRecord(_read_hub(repo, revision or at_rev or None), empty, "hub", source_str)
+    raise InputError(f"{source_str}: not found (not a file, a folder or a Hub dataset id owner/name)")
+
+
+def _read_seed_folder(folder: Path) -> pd.DataFrame:
+    """The seed corpus's labelled CSVs as VIDB rows: texts with a reference intensity, a deterministic split."""
+    from valueflow.io import stable_text_id
+
+    files = sorted(folder.glob("*.csv"))
+    df = pd.concat([read_table(f, required=("text", "value", "reference_intensity")) for f in files], ignore_index=True)
+    df = df.assign(intensity=pd.to_numeric(df["reference_intensity"].replace("", None), errors="coerce"))
+    df = df.dropna(subset=["intensity"])
+    df["text_id"] = [stable_text_id(str(v), str(t)) for v, t in zip(df["value"], df["text"])]
+    df["split"] = seed_split(df)
+    return df
+
+
+def seed_split(df: pd.DataFrame) -> pd.Series:
+    """A deterministic held-out split of a small corpus without one: per (value, intensity bin), the text with the
+    smallest id is ``test``, the rest ``train``. The oracle answers with ``test`` texts while the evaluator's anchors
+    (and a probe judge) use ``train``, so a control's answer is never scored against itself."""
+    from evaluation.prompts import intensity_level
+
+    level = df["intensity"].astype(float).map(intensity_level)
+    first = df.assign(_level=level).groupby(["value", "_level"])["text_id"].transform("min")
+    return pd.Series(["test" if a == b else "train" for a, b in zip(df["text_id"], first)], index=df.index)
+
+
 def _looks_like_hub_id(source: str) -> bool:
     repo = source.partition("@")[0]
     parts = repo.split("/")
     return len(parts) == 2 and all(parts) and not source.startswith((".", "/", "~")) and Path(parts[0]).suffix == ""
 
 
-def _read_release_folder(folder: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """``data/full/*.parquet`` of a release folder, validated as VIDB rows, and the rows that are not valid.
-
-    The split comes from the rows (or the file name when a file has no split column).
+def _read_release_folder(folder: Path, config: str = DEFAULT_CONFIG) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """``data/<config>/*.parquet`` of a release folder (else ``data/full``), validated as VIDB rows, and the rows
+    that are not valid. The split comes from the rows (or the file name when a file has no split column).
     """
     from validation.rejects import RejectSink, validate_rows
     from validation.schemas import VidbSchema
 
-    files = sorted((folder / "data" / DEFAULT_CONFIG).glob("*.parquet"))
+    files = []
+    for name in dict.fromkeys((config, DEFAULT_CONFIG)):
+        files = sorted((folder / "data" / name).glob("*.parquet"))
+        if files:
+            break
     if not files:
         # a plain folder of tables is accepted too (e.g. the Hub snapshot of another layout)
         files = sorted(folder.glob("*.parquet"))

@@ -1,4 +1,5 @@
-"""CLI commands of the evaluator (registered by valueflow/cli.py): ``evaluate`` and ``eval-evaluator``."""
+"""CLI commands of the evaluator and the steering study (registered by valueflow/cli.py): ``evaluate``,
+``eval-evaluator``, ``steer`` and ``eval-steering``."""
 
 from __future__ import annotations
 
@@ -6,21 +7,20 @@ from pathlib import Path
 
 import typer
 
-from valueflow.params import DEFAULT_PARAMS, stage_params
-from valueflow.taxonomy import get_taxonomy
+from valueflow.params import DEFAULT_PARAMS
 
 
 def evaluate(
     file: Path | None = typer.Argument(None, help="CSV, TSV, JSONL or Parquet with a text column (not needed with --from-log)."),
     value: list[str] = typer.Option(None, "--value", "-v", help="Value to score (repeatable); any alias, e.g. care/harm."),
     judge: str = typer.Option("embedding", "--judge", "-j", help="Judge spec: embedding, cross[:model], probe[:model], chat:<model>@<url>, transformers:<model>."),
-    k: int = typer.Option(6, "--k", help="Window size: the text plus k-1 anchors."),
-    m: int = typer.Option(3, "--m", help="Windows (judge calls) per text and value."),
+    k: int = typer.Option(6, "--k", min=2, help="Window size: the text plus k-1 anchors."),
+    m: int = typer.Option(3, "--m", min=1, help="Windows (judge calls) per text and value."),
     sampling: str = typer.Option("bucket", "--sampling", help="Anchor sampling: bucket, random or adaptive."),
     mode: str = typer.Option("ranking", "--mode", help="ranking (the evaluator) or rating (direct-rating baseline)."),
     seed: int = typer.Option(0, "--seed", help="Seed of anchor draws and positions."),
     scale: str = typer.Option("1.0", "--scale", help="Judge sharpness: utility per intensity point (paper: 1.0), or auto (fitted from its anchor orders)."),
-    prior_precision: float = typer.Option(1e-3, "--prior-precision", help="Gaussian prior precision on the intensity (paper: 1e-3)."),
+    prior_precision: float = typer.Option(1e-3, "--prior-precision", min=0.0, help="Gaussian prior precision on the intensity (paper: 1e-3)."),
     vidb: str | None = typer.Option(None, "--vidb", help="Anchor panel: VIDB release folder, Hub dataset id (owner/name[@rev]) or a table with text, value, intensity. Default release/vidb."),
     revision: str | None = typer.Option(None, "--revision", help="Hub revision (tag, branch, commit) of --vidb."),
     split: str | None = typer.Option(None, "--anchor-split", help="Only anchors of these splits, e.g. train,validation."),
@@ -31,67 +31,24 @@ def evaluate(
     from_log: Path | None = typer.Option(None, "--from-log", help="Recompute scores from a saved log, without the judge."),
 ) -> None:
     """Score texts' value intensities in [-10, 10] against VIDB anchors (scores, standard errors, judge calls)."""
-    import pandas as pd
+    from evaluation.scoring import score_file
 
-    from evaluation.anchor_evaluator import AnchorEvaluator, rescore_from_log
-    from evaluation.anchors import AnchorPanel
-    from valueflow.io import InputError, check_writable, read_table, write_parquet
-    from valueflow.judges import make_judge
-
-    check_writable(out)
-    if log is not None:
-        check_writable(log)
-    if from_log is not None:
-        scores = rescore_from_log(from_log)
-        for line in scores.attrs.get("torn_lines", []):
-            typer.echo(f"warning: {from_log}: line {line} was cut short (the run was killed while writing it); left out", err=True)
-        write_parquet(scores, out)
-        _summary(scores, out)
-        return
-    if file is None:
-        raise typer.BadParameter("give a FILE of texts to score (or --from-log LOG)", param_hint="FILE")
-    if not value:
-        raise typer.BadParameter("give at least one --value", param_hint="--value")
-    table = read_table(file, required=(text_column,))
-    if table.empty:
-        raise InputError(f"{file}: no rows to score (the file has only a header)")
-    not_text = [i for i, t in enumerate(table[text_column]) if not (isinstance(t, str) or t is None or (isinstance(t, float) and t != t))]
-    if not_text:  # JSONL numbers, lists, objects: scoring their repr as a text would be a silent wrong answer
-        i = not_text[0]
-        cell = table[text_column].iloc[i]
-        raise InputError(f"{file}: row {i + 1}, column {text_column!r}: {cell!r} is a {type(cell).__name__}, not a text"
-                         + (f" ({len(not_text)} such rows)" if len(not_text) > 1 else ""))
-    id_col = id_column or next((c for c in ("item_id", "id") if c in table.columns), None)
-    if id_col is not None and id_col not in table.columns:
-        raise typer.BadParameter(f"{file}: no column {id_col!r}; found {', '.join(map(str, table.columns))}", param_hint="--id-column")
-    ids = table[id_col].astype(str) if id_col else pd.Series([str(i) for i in range(len(table))])
-    if ids.duplicated().any():
-        dup = ids[ids.duplicated()].iloc[0]
-        raise typer.BadParameter(f"{file}: item id {dup!r} appears more than once in column {id_col!r}", param_hint="--id-column")
-    names = [get_taxonomy().resolve(v) for v in value]  # an unknown value fails first, listing the valid ones
-    panel = AnchorPanel.from_source(vidb, revision=revision, split=split)
-    if len(panel.rejected):  # e.g. intensities outside [-10, 10]: reported and kept beside the scores, never dropped silently
-        from validation.rejects import RejectSink
-
-        sink = RejectSink("evaluate", root=Path("."), out=out)
-        sink.rows = [{"stage": "evaluate", **r} for r in panel.rejected.to_dict("records")]
-        by_column = panel.rejected["column"].value_counts()
-        typer.echo(f"warning: {len(panel.rejected)} anchor row(s) of {panel.source} left out ("
-                   + ", ".join(f"{c}: {n}" for c, n in by_column.items())
-                   + f"; e.g. row {panel.rejected['row'].iloc[0]}: {panel.rejected['reason'].iloc[0]}); listed in {sink.write()}",
-                   err=True)
-    j = make_judge(judge)
-    scale_value: float | str = scale if scale == "auto" else float(scale)
-    evaluator = AnchorEvaluator(
-        j, panel, k=k, m=m, sampling=sampling, seed=seed, mode=mode, log=log, scale=scale_value, prior_precision=prior_precision
-    )
-    items = pd.concat(
-        [pd.DataFrame({"item_id": ids.to_numpy(), "text": table[text_column].astype(str).to_numpy(), "value": name}) for name in names],
-        ignore_index=True,
-    )
-    scores = evaluator.score_many(items).assign(judge=j.name)
-    write_parquet(scores, out)
+    scores = score_file(file, value, out, judge=judge, k=k, m=m, sampling=sampling, mode=mode, seed=seed,
+                        scale=scale if scale == "auto" else _positive_float(scale, "--scale"),
+                        prior_precision=prior_precision, vidb=vidb, revision=revision, anchor_split=split,
+                        text_column=text_column, id_column=id_column, log=log, from_log=from_log,
+                        warn=lambda line: typer.echo(line, err=True))
     _summary(scores, out)
+
+
+def _positive_float(text: str, option: str) -> float:
+    try:
+        x = float(text)
+    except ValueError:
+        x = float("nan")
+    if not x > 0:
+        raise typer.BadParameter(f"{text!r} is not a number > 0 (or auto)", param_hint=option)
+    return x
 
 
 def _summary(scores, out: Path) -> None:
@@ -110,7 +67,7 @@ def eval_evaluator(
     """Measure the evaluator on VIDB's test split: MAE, Spearman, sign/pairwise accuracy, stability, calls per text."""
     from evaluation.eval_evaluator import EvalEvaluatorConfig, evaluate_evaluator
 
-    cfg = EvalEvaluatorConfig.from_params(stage_params("eval_evaluator", params), judges=judge or None, vidb=vidb, repeats=repeats)
+    cfg = EvalEvaluatorConfig.load(params, judges=judge or None, vidb=vidb, repeats=repeats)
     metrics = evaluate_evaluator(cfg)
     typer.echo(f"{'judge':<22}{'mode':<10}{'MAE':>7}{'rho':>7}{'sign':>7}{'pair':>7}{'sd':>7}{'calls':>7}")
     for spec, modes in metrics["judges"].items():
@@ -137,8 +94,7 @@ def train_judge(
     from evaluation.train_judge import train_judge as run
     from valueflow.io import write_metrics
 
-    cfg = JudgeTrainConfig.from_params(stage_params("train_judge", params), vidb=vidb, extra=extra or None,
-                                       base_model=base_model, out=out, steps=steps)
+    cfg = JudgeTrainConfig.load(params, vidb=vidb, extra=extra or None, base_model=base_model, out=out, steps=steps)
     write_metrics("train_judge", run(cfg, echo=typer.echo), cfg.root, out=cfg.out)
 
 
@@ -146,8 +102,51 @@ def _f(x) -> str:
     return f"{x:>7.2f}" if isinstance(x, (int, float)) else f"{'-':>7}"
 
 
+def steer(
+    params: Path = typer.Option(DEFAULT_PARAMS, "--params", help="Params file (the `steer` section is used)."),
+    queries: Path | None = typer.Option(None, "--queries", help="Override params: queries file (query_id, query)."),
+    value: list[str] = typer.Option(None, "--value", "-v", help="Override params: values to steer (repeatable)."),
+    intensity: list[int] = typer.Option(None, "--intensity", "-i", help="Override params: target levels in -2..2 (repeatable)."),
+    fmt: list[str] = typer.Option(None, "--format", "-f", help="Override params: prompt formats (repeatable)."),
+    samples: int | None = typer.Option(None, "--samples", help="Override params: answers per prompt."),
+    max_queries: int | None = typer.Option(None, "--max-queries", help="Override params: use only the first N queries."),
+    out: Path | None = typer.Option(None, "--out", help="Override params: output responses Parquet."),
+    quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
+) -> None:
+    """Ask every backend every (query, format, target, sample) prompt -> data/responses.parquet (resumable)."""
+    from evaluation.steer import SteerConfig
+    from evaluation.steer import steer as run_steer
+
+    cfg = SteerConfig.load(params, queries=queries, values=value or None, intensities=intensity or None,
+                           formats=fmt or None, samples=samples, max_queries=max_queries, out=out)
+    _, metrics = run_steer(cfg, progress=not quiet)
+    for name, b in metrics["backends"].items():
+        typer.echo(f"{name} ({b['kind']}): {b['planned']} prompts, {b['reused']} reused, {b['generated']} generated, "
+                   f"{b['failed']} failed, {b['refused']} refused")
+    typer.echo(f"{metrics['responses']} responses -> {cfg.out}")
+
+
+def eval_steering(
+    params: Path = typer.Option(DEFAULT_PARAMS, "--params", help="Params file (the `eval_steering` section is used)."),
+    responses: Path | None = typer.Option(None, "--responses", help="Override params: responses Parquet."),
+    judge: str | None = typer.Option(None, "--judge", help="Override params: judge spec (embedding, chat:<model>@<url>, ...)."),
+    panel: str | None = typer.Option(None, "--vidb", help="Override params: anchor panel (release folder, table, Hub id)."),
+    quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
+) -> None:
+    """Score the responses with the anchor evaluator and write metrics/steering.json and the steering figures."""
+    from evaluation.eval_steering import EvalSteeringConfig
+    from evaluation.eval_steering import eval_steering as run_eval
+
+    cfg = EvalSteeringConfig.load(params, responses=str(responses) if responses else None, judge=judge, panel=panel)
+    metrics = run_eval(cfg, progress=not quiet)
+    for model, m in metrics["models"].items():
+        typer.echo(f"{model}: regime {m['regime']}, median slope {m['median_slope']}, median monotonicity {m['median_monotonicity']}")
+    typer.echo(f"{metrics['scores']} scores ({metrics['refused']} refusals not scored) -> metrics/steering.json")
+
+
 def register(app: typer.Typer) -> None:
     app.command()(evaluate)
     app.command("eval-evaluator")(eval_evaluator)
     app.command("train-judge")(train_judge)
-    __import__("evaluation.steering_commands", fromlist=["register"]).register(app)  # steer, eval-steering
+    app.command("steer")(steer)
+    app.command("eval-steering")(eval_steering)

@@ -22,14 +22,17 @@ of every run (``data/evaluator_scores.parquet``: judge, mode, repeat, item_id, v
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
+from typing import ClassVar, Literal
 
 import numpy as np
 import pandas as pd
+from pydantic import Field, field_validator
 
 from evaluation.anchor_evaluator import AnchorEvaluator
 from evaluation.anchors import AnchorPanel
+from valueflow.params import StageParams
+from valueflow.stats import spearman
 
 PAPER_TABLE1 = {
     "ranking": {"mean_variance": 2.1, "sign_accuracy": 0.868, "pairwise_accuracy": 0.842},
@@ -37,47 +40,47 @@ PAPER_TABLE1 = {
 }
 
 
-@dataclass
-class EvalEvaluatorConfig:
+class EvalEvaluatorConfig(StageParams):
     """The ``eval_evaluator`` section of params.yaml."""
+
+    section: ClassVar[str] = "eval_evaluator"
 
     vidb: str = "release/vidb"
     revision: str | None = None
-    judges: list[str] = field(default_factory=lambda: ["embedding", "probe"])
-    sampling: list[str] = field(default_factory=lambda: ["bucket", "random", "adaptive"])
+    judges: list[str] = Field(default_factory=lambda: ["embedding", "probe"])
+    sampling: list[Literal["bucket", "random", "adaptive"]] = Field(default_factory=lambda: ["bucket", "random", "adaptive"])
     rating: bool = True
-    k: int = 6
-    m: int = 3
-    repeats: int = 5
+    k: int = Field(6, ge=2)
+    m: int = Field(3, ge=1)
+    repeats: int = Field(5, ge=1)
     seed: int = 0
-    scale: float | str = 1.0
-    prior_precision: float = 1e-3
+    scale: float | Literal["auto"] = 1.0
+    prior_precision: float = Field(1e-3, ge=0)
     anchor_splits: str = "train,validation"
     test_split: str = "test"
-    max_texts_per_value: int | None = None
-    sign_threshold: float = 1.0
-    pair_min_gap: float = 1.0
+    max_texts_per_value: int | None = Field(None, ge=1)
+    sign_threshold: float = Field(1.0, ge=0)
+    pair_min_gap: float = Field(1.0, ge=0)
     scores_out: str = "data/evaluator_scores.parquet"
     metrics_out: str = "metrics/evaluator.json"
     plot_out: str = "plots/evaluator_pred_vs_gold.png"
-    threads: int | None = 1
+    threads: int | None = Field(1, ge=1)
     progress: bool = True
 
+    @field_validator("scale")
     @classmethod
-    def from_params(cls, params: dict, **overrides: object) -> EvalEvaluatorConfig:
-        known = set(cls.__dataclass_fields__)
-        unknown = set(params) - known
-        if unknown:
-            raise ValueError(f"eval_evaluator params: unknown key(s) {sorted(unknown)}; known: {sorted(known)}")
-        merged = {**params, **{k: v for k, v in overrides.items() if v is not None}}
-        return cls(**merged)
+    def _positive_scale(cls, v: float | str) -> float | str:
+        if v != "auto" and not v > 0:
+            raise ValueError(f"scale must be > 0 or auto, got {v!r}")
+        return v
 
 
 def split_gold_and_anchors(panel: AnchorPanel, cfg: EvalEvaluatorConfig) -> tuple[pd.DataFrame, AnchorPanel]:
     """The gold test texts and a panel of anchors that contains none of them."""
     gold = panel.table[panel.table["split"] == cfg.test_split]
     if cfg.max_texts_per_value:
-        gold = gold.groupby("value", group_keys=False).apply(lambda g: g.head(cfg.max_texts_per_value))
+        # per value, in value order (groupby.apply would drop the value column under pandas 3)
+        gold = pd.concat([g.head(cfg.max_texts_per_value) for _, g in gold.groupby("value", sort=True)])
     gold = gold.reset_index(drop=True)
     wanted = [s.strip() for s in cfg.anchor_splits.split(",")]
     anchors = panel.subset(panel.table["split"].isin(wanted)).without_texts(gold["text"])
@@ -106,19 +109,13 @@ def pairwise_accuracy(pred: np.ndarray, gold: np.ndarray, groups: np.ndarray, mi
     return hits / total if total else float("nan")
 
 
-def spearman(a: np.ndarray, b: np.ndarray) -> float:
-    if len(a) < 3:
-        return float("nan")
-    return float(pd.Series(a).corr(pd.Series(b), method="spearman"))
-
-
 def run_metrics(runs: pd.DataFrame, cfg: EvalEvaluatorConfig) -> dict:
     """Metrics of one (judge, mode): accuracy metrics per repeat, averaged; stability across repeats."""
     per_repeat = []
     for _, r in runs.groupby("repeat"):
         ok = r["intensity"].notna().to_numpy()
         pred, gold, val = r["intensity"].to_numpy()[ok], r["gold"].to_numpy()[ok], r["value"].to_numpy()[ok]
-        per_value = [spearman(pred[val == v], gold[val == v]) for v in np.unique(val) if (val == v).sum() >= 3]
+        per_value = [r for v in np.unique(val) if (r := spearman(pred[val == v], gold[val == v])) is not None]
         per_repeat.append(
             {
                 "mae": float(np.mean(np.abs(pred - gold))) if ok.any() else float("nan"),

@@ -15,13 +15,14 @@ import hashlib
 import json
 import re
 import time
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pandas as pd
+from pydantic import Field, field_validator, model_validator
 
 from evaluation.backends import BackendSpec, GenerationConfig, GenerationRequest, GenerationResult
 from evaluation.prompts import (
@@ -35,6 +36,7 @@ from evaluation.prompts import (
 from validation.rejects import RejectSink, validate_rows
 from validation.schemas import ResponsesSchema
 from valueflow.io import InputError, read_table, stable_text_id, write_metrics, write_parquet
+from valueflow.params import StageParams
 
 RESPONSE_COLUMNS = [
     "response_id", "run_id", "backend", "model", "query_id", "query", "prompt_format", "targets", "sample",
@@ -108,118 +110,83 @@ def load_queries(path: str | Path, sink: RejectSink, *, max_queries: int | None 
 
 
 def load_exemplar_pool(source: str | Path, split: str | Sequence[str] | None = None) -> ExemplarPool:
-    """Texts with intensities for ``user_texts`` prompts and the oracle.
+    """Texts with intensities for ``user_texts`` prompts and the oracle, read by
+    :func:`evaluation.anchors.read_vidb_records`.
 
-    ``source``: a VIDB release folder (``data/filtered/<split>.parquet``, falling back to ``data/full``; VIDB's
-    filtered config holds the texts where judges and references agree, as the paper's exemplars do), a Parquet or
-    CSV file with ``text, value, intensity``, or a folder of seed CSVs with ``reference_intensity`` (the embedded
-    corpus, used before a VIDB is built).
+    ``source``: a VIDB release folder (its ``filtered`` config, falling back to ``full``; VIDB's filtered config
+    holds the texts where judges and references agree, as the paper's exemplars do), a Parquet or CSV file with
+    ``text, value, intensity`` (or ``reference_intensity``), or a folder of seed CSVs with
+    ``reference_intensity`` (the embedded corpus, used before a VIDB is built).
     """
-    source = Path(source)
+    from evaluation.anchors import read_vidb_records
+
     splits = [split] if isinstance(split, str) else list(split or [])
-    if source.is_dir() and (source / "data").is_dir():
-        frames = []
-        for config in ("filtered", "full"):
-            files = sorted((source / "data" / config).glob("*.parquet"))
-            if splits:
-                files = [f for f in files if f.stem in splits]
-            if files:
-                frames = [pd.read_parquet(f) for f in files]
-                break
-        if not frames:
-            raise InputError(f"{source}: no VIDB parquet files under data/filtered or data/full (split {splits or 'any'})")
-        df = pd.concat(frames, ignore_index=True)
-    elif source.is_dir():
-        files = sorted(source.glob("*.csv"))
-        if not files:
-            raise InputError(f"{source}: no CSV files with texts")
-        df = pd.concat([read_table(f, required=("text", "value", "reference_intensity")) for f in files], ignore_index=True)
-        df = df.assign(intensity=pd.to_numeric(df["reference_intensity"].replace("", None), errors="coerce"))
-        df = df.dropna(subset=["intensity"])
-        df["text_id"] = [stable_text_id(str(v), str(t)) for v, t in zip(df["value"], df["text"])]
-        df["split"] = seed_split(df)
-    else:
-        df = read_table(source, required=("text", "value"))
-        if "intensity" not in df.columns and "reference_intensity" in df.columns:
-            df = df.assign(intensity=df["reference_intensity"])
-        if "intensity" not in df.columns:
-            raise InputError(f"{source}: needs an 'intensity' or 'reference_intensity' column")
-        df["intensity"] = pd.to_numeric(df["intensity"], errors="coerce")
+    record = read_vidb_records(source, config="filtered")
+    df = record.rows.copy()
+    df["intensity"] = pd.to_numeric(df["intensity"], errors="coerce")
     if "text_id" not in df.columns:
         df["text_id"] = [stable_text_id(str(v), str(t)) for v, t in zip(df["value"], df["text"])]
     if splits and "split" in df.columns:
         df = df[df["split"].astype(str).isin(splits)]
+    if record.kind == "release" and df.empty:
+        raise InputError(f"{source}: no VIDB parquet files under data/filtered or data/full (split {splits or 'any'})")
     cols = ["text_id", "text", "value", "intensity"] + (["split"] if "split" in df.columns else [])
     return ExemplarPool(df[cols], source=str(source) + (f" (split {','.join(splits)})" if splits else ""))
-
-
-def seed_split(df: pd.DataFrame) -> pd.Series:
-    """A deterministic held-out split of a small corpus without one: per (value, intensity bin), the text with the
-    smallest id is ``test``, the rest ``train``. The oracle answers with ``test`` texts while the evaluator's anchors
-    (and a probe judge) use ``train``, so a control's answer is never scored against itself."""
-    from evaluation.prompts import intensity_level
-
-    level = df["intensity"].astype(float).map(intensity_level)
-    first = df.assign(_level=level).groupby(["value", "_level"])["text_id"].transform("min")
-    return pd.Series(["test" if a == b else "train" for a, b in zip(df["text_id"], first)], index=df.index)
 
 
 # --------------------------------------------------------------------------------------------------------------
 # config and plan
 
 
-@dataclass
-class SteerConfig:
+class SteerConfig(StageParams):
+    """The ``steer`` section of params.yaml."""
+
+    section: ClassVar[str] = "steer"
+
     backends: list[BackendSpec]
-    queries: Path
-    values: list[str]
-    intensities: list[int]
-    formats: list[str]
-    multi_targets: list[dict[str, Any]] = field(default_factory=list)
-    samples: int = 1
-    generation: GenerationConfig = field(default_factory=GenerationConfig)
+    queries: Path = Path("data/seed/queries.csv")
+    values: list[str] = Field(default_factory=list)
+    intensities: list[int] = Field(default_factory=list)
+    formats: list[str] = Field(default_factory=lambda: ["default", "single_definition"])
+    multi_targets: list[dict[str, Any]] = Field(default_factory=list)
+    samples: int = Field(1, ge=1)  # answers per prompt
+    temperature: float = Field(1.0, ge=0)
+    max_tokens: int = Field(150, ge=1)
+    top_p: float | None = Field(None, gt=0, le=1)
     exemplars: Path = Path("data/seed/texts")
     exemplar_split: str | list[str] | None = None
-    n_exemplars: int = 3
-    max_queries: int | None = None
-    query_ids: list[str] = field(default_factory=list)
+    n_exemplars: int = Field(3, ge=1)
+    max_queries: int | None = Field(None, ge=1)  # None: every query
+    query_ids: list[str] = Field(default_factory=list)
     seed: int = 0
     out: Path = Path("data/responses.parquet")
     cache_dir: Path = Path("data/cache/steer")
     root: Path = Path(".")
 
+    @field_validator("intensities", mode="before")
     @classmethod
-    def from_params(cls, p: Mapping[str, Any], **overrides: Any) -> SteerConfig:
-        p = {**p, **{k: v for k, v in overrides.items() if v not in (None, [], ())}}
-        backends = [BackendSpec.from_params(b, f"steer.backends[{i}]") for i, b in enumerate(p.get("backends") or [])]
-        if not backends:
-            raise ValueError("steer.backends: no backend configured")
-        names = [b.name for b in backends]
+    def _levels(cls, v: object) -> object:
+        return [_as_level(x) for x in v] if isinstance(v, list) else [_as_level(v)]
+
+    @field_validator("backends", mode="before")
+    @classmethod
+    def _backends(cls, v: object) -> object:
+        if not isinstance(v, list) or not v:
+            raise ValueError("no backend configured (a list of {kind, name, model, ...})")
+        specs = [b if isinstance(b, BackendSpec) else BackendSpec.from_params(b, f"steer.backends[{i}]") for i, b in enumerate(v)]
+        names = [b.name for b in specs]
         if len(set(names)) != len(names):
-            raise ValueError(f"steer.backends: names must be unique, got {names}")
-        gen = GenerationConfig(
-            temperature=float(p.get("temperature", 1.0)),
-            max_tokens=int(p.get("max_tokens", 150)),
-            top_p=p.get("top_p"),
-        )
-        return cls(
-            backends=backends,
-            queries=Path(p.get("queries", "data/seed/queries.csv")),
-            values=list(p.get("values") or []),
-            intensities=[_as_level(x) for x in (p.get("intensities") or [])],
-            formats=list(p.get("formats") or ["default", "single_definition"]),
-            multi_targets=list(p.get("multi_targets") or []),
-            samples=int(p.get("samples", 1)),
-            generation=gen,
-            exemplars=Path(p.get("exemplars", "data/seed/texts")),
-            exemplar_split=p.get("exemplar_split"),
-            n_exemplars=int(p.get("n_exemplars", 3)),
-            max_queries=p.get("max_queries"),
-            query_ids=list(p.get("query_ids") or []),
-            seed=int(p.get("seed", 0)),
-            out=Path(p.get("out", "data/responses.parquet")),
-            cache_dir=Path(p.get("cache_dir", "data/cache/steer")),
-        )
+            raise ValueError(f"names must be unique, got {names}")
+        return specs
+
+    @model_validator(mode="after")
+    def _targets(self) -> SteerConfig:
+        plan_targets(self.values, self.intensities, self.multi_targets, self.formats)  # bad targets fail before any work
+        return self
+
+    @property
+    def generation(self) -> GenerationConfig:
+        return GenerationConfig(temperature=self.temperature, max_tokens=self.max_tokens, top_p=self.top_p)
 
 
 def _as_level(x: Any) -> int:

@@ -40,6 +40,7 @@ import numpy as np
 import pandas as pd
 
 from evaluation.prompts import LEVEL_CENTRE, MULTI_BASE_FORMAT, MULTI_FORMATS, SINGLE_FORMATS, targets_json
+from valueflow.stats import spearman
 
 REGIME_THRESHOLDS = {"strong": {"slope": 2.0, "monotonicity": 0.8}, "moderate": {"slope": 0.75, "monotonicity": 0.4}}
 IDEAL_SLOPE = LEVEL_CENTRE[1] - LEVEL_CENTRE[0]  # VIDB points between the centres of adjacent ordinal bins
@@ -110,15 +111,6 @@ def mean_ci(x: Iterable[float], level: float = 0.95) -> tuple[float | None, floa
         return m, None, None
     half = float(stats.t.ppf(0.5 + level / 2, a.size - 1) * a.std(ddof=1) / math.sqrt(a.size))
     return m, m - half, m + half
-
-
-def spearman(x: np.ndarray, y: np.ndarray) -> float | None:
-    from scipy import stats
-
-    if len(x) < 3 or np.ptp(x) == 0 or np.ptp(y) == 0:
-        return None
-    r = stats.spearmanr(x, y).statistic
-    return None if not np.isfinite(r) else float(r)
 
 
 def slope(x: np.ndarray, y: np.ndarray) -> float | None:
@@ -328,116 +320,3 @@ def _proj(obs: np.ndarray, pred: np.ndarray) -> float | None:
     if not (np.isfinite(obs).all() and np.isfinite(pred).all()) or float(pred @ pred) < 1e-9:
         return None
     return float(obs @ pred / (pred @ pred))
-
-
-# --------------------------------------------------------------------------------------------------------------
-# the stage
-
-
-@dataclass
-class EvalSteeringConfig:
-    responses: str = "data/responses.parquet"
-    judge: str = "embedding"
-    judge_options: dict[str, Any] = field(default_factory=dict)  # passed to make_judge (e.g. batch_size, alpha)
-    panel: str | None = None  # None -> release/vidb; a folder of seed CSVs; a table; a Hub id
-    panel_revision: str | None = None
-    panel_split: str | None = None
-    k: int = 6
-    m: int = 3
-    sampling: str = "bucket"
-    seed: int = 0
-    analysis: AnalysisConfig = field(default_factory=AnalysisConfig)
-    scores_out: str = "data/steering_scores.parquet"
-    plots_dir: str = "plots/steering"
-    root: str = "."
-
-    @classmethod
-    def from_params(cls, p: dict[str, Any], **overrides: Any) -> EvalSteeringConfig:
-        p = {**p, **{k: v for k, v in overrides.items() if v is not None}}
-        analysis = AnalysisConfig(ci=float(p.get("ci", 0.95)),
-                                  regime_thresholds=p.get("regime_thresholds") or json.loads(json.dumps(REGIME_THRESHOLDS)))
-        for name in ("strong", "moderate"):
-            if name not in analysis.regime_thresholds or set(analysis.regime_thresholds[name]) != {"slope", "monotonicity"}:
-                raise ValueError(f"eval_steering.regime_thresholds.{name} needs 'slope' and 'monotonicity'")
-        keys = {"responses", "judge", "judge_options", "panel", "panel_revision", "panel_split", "k", "m", "sampling", "seed", "scores_out", "plots_dir"}
-        return cls(analysis=analysis, **{k: p[k] for k in keys if k in p})
-
-
-def load_panel(source: str | None, revision: str | None = None, split: str | None = None):
-    """An AnchorPanel; a folder of seed CSVs (``reference_intensity``) becomes a panel too, for runs before VIDB exists."""
-    from pathlib import Path
-
-    from evaluation.anchors import AnchorPanel
-
-    path = Path(source) if source else None
-    if path is not None and path.is_dir() and not (path / "data").is_dir() and any(path.glob("*.csv")):
-        from evaluation.steer import load_exemplar_pool
-
-        pool = load_exemplar_pool(path, split.split(",") if split else None)
-        table = pool.frame.rename(columns={"text_id": "anchor_id"})
-        if not split:  # no split asked for: every seed text is an anchor (and a probe's train row)
-            table = table.assign(split="train")
-        return AnchorPanel(table=table, source=pool.source)
-    return AnchorPanel.from_source(source=source, revision=revision, split=split)
-
-
-def eval_steering(cfg: EvalSteeringConfig, *, progress: bool = True, evaluator: Any = None) -> dict[str, Any]:
-    """Score ``responses``, analyse, write scores, ``metrics/steering.json``, the dose-response plot data and figures."""
-    import time
-    from pathlib import Path
-
-    from evaluation import steering_plots
-    from validation.rejects import RejectSink, validate_rows
-    from validation.schemas import ResponsesSchema, ScoresSchema
-    from valueflow.io import InputError, write_metrics, write_parquet, write_text
-
-    t0 = time.perf_counter()
-    root = Path(cfg.root)
-    path = root / cfg.responses
-    if not path.exists():
-        raise InputError(f"{path}: responses not found (run `valueflow steer` first)")
-    sink = RejectSink("eval_steering", root=root, out=cfg.scores_out)
-    responses = validate_rows(pd.read_parquet(path), ResponsesSchema, sink, file=str(path))
-    if responses.empty:
-        raise InputError(f"{path}: no valid responses")
-    if evaluator is None:
-        from evaluation.anchor_evaluator import AnchorEvaluator
-        from valueflow.judges import make_judge
-
-        panel = load_panel(cfg.panel, cfg.panel_revision, cfg.panel_split)
-        options = dict(cfg.judge_options or {})
-        if cfg.judge.split(":", 1)[0] == "probe" and "vidb" not in options:
-            options["vidb"] = panel.table  # fit the probe on the panel's own train rows, never on the answers' split
-        evaluator = AnchorEvaluator(make_judge(cfg.judge, **options), panel, k=cfg.k, m=cfg.m, sampling=cfg.sampling, seed=cfg.seed,
-                                    progress=progress)
-    t_score = time.perf_counter()
-    scores = score_responses(responses, evaluator)
-    if len(scores):
-        scores = validate_rows(scores, ScoresSchema, sink, file="evaluator scores")
-    t_score = time.perf_counter() - t_score
-    result = analyse(responses, scores, cfg.analysis)
-    tables = result.pop("_tables")
-    write_parquet(scores, root / cfg.scores_out)
-
-    plots = root / cfg.plots_dir
-    curves = tables["curves"]
-    plot_csv = curves.assign(series=curves["model"] + "/" + curves["format"] + "/" + curves["value"]) if len(curves) else curves
-    cols = ["series", "model", "format", "value", "target", "n", "mean", "ci_low", "ci_high", "shift"]
-    write_text((plot_csv.reindex(columns=cols).sort_values(["series", "target"]) if len(plot_csv) else pd.DataFrame(columns=cols))
-               .to_csv(index=False, float_format="%.4f"), plots / "dose_response.csv")
-    figures = {
-        "dose_response": steering_plots.dose_response(curves, plots / "dose_response.png"),
-        "composition_arrows": steering_plots.composition_arrows(tables["composition"], plots / "composition_arrows.png"),
-        "composition_heatmap": steering_plots.composition_heatmap(tables["composition"], plots / "composition_heatmap.png"),
-    }
-    sink.write()
-    result.update({
-        "judge": getattr(getattr(evaluator, "judge", None), "name", cfg.judge),
-        "panel": getattr(getattr(evaluator, "panel", None), "source", cfg.panel),
-        "figures": {k: str(v) if v else None for k, v in figures.items()},
-        "rejected_rows": sink.count,
-        "seconds": round(time.perf_counter() - t0, 3),
-        "scoring_seconds": round(t_score, 3),
-    })
-    write_metrics("steering", result, root, out=cfg.scores_out)
-    return result

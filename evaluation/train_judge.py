@@ -20,65 +20,48 @@ remote code) with its calibration, training record and generated card.
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import ClassVar, Literal
 
 import numpy as np
 import pandas as pd
+from pydantic import Field
 
 from validation.rejects import RejectSink
 from valueflow.io import InputError, atomic_dir, read_table, seeded_rng, write_json
 from valueflow.models import DEFAULT_BASE_MODEL
+from valueflow.params import StageParams
 from valueflow.taxonomy import UnknownValueError, get_taxonomy
 
 LOSSES = ("mse", "plistmle")
 TRAINING_RECORD = "judge_training.json"
 
 
-@dataclass
-class JudgeTrainConfig:
+class JudgeTrainConfig(StageParams):
+    """The ``train_judge`` section of params.yaml."""
+
+    section: ClassVar[str] = "train_judge"
+
     vidb: Path = Path("release/vidb")  # a VIDB release folder (its train split is used) or any table of texts
     split: str | None = "train"
-    extra: list[str] = field(default_factory=list)  # more labelled tables (any texts record), all rows used
+    extra: list[str] = Field(default_factory=list)  # more labelled tables (any texts record), all rows used
     base_model: str = DEFAULT_BASE_MODEL  # a CrossEncoder or sentence-transformers path or Hub id
     out: Path = Path("release/judge")
     repo_id: str = "valueflow/vidb-judge"
-    loss: str = "mse"
-    steps: int = 300
-    batch_size: int = 32
-    learning_rate: float = 5e-5
-    warmup_ratio: float = 0.1
-    max_length: int = 128
-    list_size: int = 8
+    loss: Literal["mse", "plistmle"] = "mse"
+    steps: int = Field(300, ge=1)
+    batch_size: int = Field(32, ge=1)
+    learning_rate: float = Field(5e-5, gt=0)
+    warmup_ratio: float = Field(0.1, ge=0, lt=1)
+    max_length: int = Field(128, ge=1)
+    list_size: int = Field(8, ge=2)
     direction_intensity: float = 5.0  # target of a row that has a direction but no intensity
     seed: int = 0
     root: Path = Path(".")
 
-    @classmethod
-    def from_params(cls, p: dict, **overrides) -> JudgeTrainConfig:
-        p = {**p, **{k: v for k, v in overrides.items() if v is not None}}
-        unknown = set(p) - set(cls.__dataclass_fields__)
-        if unknown:
-            raise KeyError(f"train_judge params: unknown key(s) {sorted(unknown)}; known: {sorted(cls.__dataclass_fields__)}")
-        for key in ("vidb", "out", "root"):
-            if p.get(key) is not None:
-                p[key] = Path(p[key])
-        cfg = cls(**p)
-        cfg.check()
-        return cfg
-
     def check(self) -> None:
-        if self.loss not in LOSSES:
-            raise ValueError(f"train_judge.loss: {self.loss!r} is not one of {', '.join(LOSSES)}")
-        for key in ("steps", "batch_size", "max_length"):
-            if getattr(self, key) < 1:
-                raise ValueError(f"train_judge.{key}: must be >= 1, got {getattr(self, key)}")
-        if self.list_size < 2:
-            raise ValueError(f"train_judge.list_size: must be >= 2, got {self.list_size}")
-        if not self.learning_rate > 0:
-            raise ValueError(f"train_judge.learning_rate: must be > 0, got {self.learning_rate}")
-        if not 0 <= self.warmup_ratio < 1:
-            raise ValueError(f"train_judge.warmup_ratio: must be in [0, 1), got {self.warmup_ratio}")
+        """Re-validate after attribute changes (the fields are checked when the config is built)."""
+        type(self).model_validate(self.model_dump())
 
 
 # -- training rows ---------------------------------------------------------------------------------------------
@@ -279,4 +262,4 @@ def rating_quality(judge, rows: pd.DataFrame, min_gap: float = 2.0) -> dict:
 
 
 def _plain(cfg: JudgeTrainConfig) -> dict:
-    return {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(cfg).items() if k != "root"}
+    return {k: (str(v) if isinstance(v, Path) else v) for k, v in cfg.model_dump().items() if k != "root"}

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from valueflow.params import DEFAULT_PARAMS, stage_params
+from valueflow.params import DEFAULT_PARAMS
 
 
 def _threads() -> None:
@@ -29,18 +29,12 @@ def train_hives(
     checkpoint_steps: int | None = typer.Option(None, "--checkpoint-steps", help="Save a resumable checkpoint every N steps; a rerun resumes."),
 ) -> None:
     """Train HiVES (stage 1 hierarchical contrastive, stage 2 anchor alignment) and save it as a sentence-transformers folder."""
-    from hives_model.train import HivesTrainConfig
-    from hives_model.train import train_hives as run
-    from valueflow.io import write_metrics
+    from hives_model.train import HivesTrainConfig, train_hives_stage
 
+    cfg = HivesTrainConfig.load(params, stage1_steps=stage1_steps, stage2_steps=stage2_steps, data=data,
+                                base_model=base_model, out=out, checkpoint_steps=checkpoint_steps)
     _threads()
-    p = dict(stage_params("train_hives", params))
-    for stage, steps in (("stage1", stage1_steps), ("stage2", stage2_steps)):
-        if steps is not None:
-            p[stage] = {**p.get(stage, {}), "steps": steps}
-    cfg = HivesTrainConfig.from_params(p, data=data, base_model=base_model, out=out, checkpoint_steps=checkpoint_steps)
-    _, metrics = run(cfg)
-    write_metrics("train_hives", metrics, out=cfg.out)
+    metrics = train_hives_stage(cfg)
     typer.echo(f"trained on {metrics['rows']} rows ({metrics['rows_per_theory']}); "
                f"{metrics['steps']['stage1']}+{metrics['steps']['stage2']} steps in {metrics['seconds']} s; "
                f"final losses {metrics['final_loss']}; saved to {cfg.out}")
@@ -58,52 +52,24 @@ def eval_hives(
     from valueflow.io import write_metrics
 
     _threads()
-    cfg = HivesEvalConfig.from_params(stage_params("eval_hives", params), model=model, data=data, release=release,
-                                      export=False if no_export else None)
+    cfg = HivesEvalConfig.load(params, model=model, data=data, release=release, export=False if no_export else None)
     write_metrics("hives", evaluate_hives(cfg, echo=typer.echo), out=cfg.release)
 
 
 def profile(
     file: Path = typer.Argument(..., help="Table (CSV, TSV, JSONL, Parquet) with a `text` column."),
     model: str = typer.Option("release/hives", "--model", help="HiVES folder or Hub id."),
-    top: int = typer.Option(3, "--top", help="Nearest values per theory."),
+    top: int = typer.Option(3, "--top", min=1, help="Nearest values per theory."),
     out: Path | None = typer.Option(None, "--out", help="Write the profiles here (.csv or .parquet)."),
     plot: Path | None = typer.Option(None, "--plot", help="Write a 2-D plot of the texts among the value prototypes."),
 ) -> None:
     """For each text, its nearest values per theory with similarity and direction (+1 supports, -1 opposes)."""
-    import numpy as np
-
-    from hives_model.profile import plot_value_space, value_profiles, value_prototypes
-    from valueflow.io import read_table, write_parquet, write_text
-    from valueflow.models import clip_to_window, load_sentence_model
+    from hives_model.profile import profile_file
 
     if out is not None and out.suffix.lower() not in (".csv", ".parquet"):  # before any work: never CSV under another name
         raise typer.BadParameter(f"{out}: unsupported format {out.suffix or '(none)'!r}; use .csv or .parquet", param_hint="--out")
     _threads()
-    texts = read_table(file, required=("text",))["text"].astype(str).tolist()
-    st = load_sentence_model(model)
-    model_dir = Path(model) if Path(model).is_dir() else None
-    protos = value_prototypes(st, model_dir)
-    clipped, n_long = clip_to_window(st, texts)  # bounded memory for huge texts, and said, not silent
-    if n_long:
-        typer.echo(f"warning: {n_long} of {len(texts)} text(s) are longer than the model window "
-                   f"({st.max_seq_length} tokens) and were truncated to it", err=True)
-    emb = st.encode(clipped, normalize_embeddings=True, convert_to_numpy=True)
-    profiles = value_profiles(st, texts, top=top, prototypes=protos, embeddings=emb)
-    if out is not None:
-        if out.suffix.lower() == ".parquet":
-            write_parquet(profiles, out)
-        else:
-            write_text(profiles.to_csv(index=False), out)
-    if plot is not None:
-        all_emb = np.concatenate([np.stack(protos["embedding"].to_numpy()), emb])
-        theories = protos["theory"].tolist()
-        values = protos["value"].tolist()
-        # the texts are drawn in the panel of their nearest theory, labelled "text"
-        nearest = profiles[profiles["rank"] == 1].sort_values("similarity", ascending=False).drop_duplicates("row").sort_values("row")
-        theories += nearest["theory"].tolist()
-        values += ["(text)"] * len(nearest)
-        plot_value_space(all_emb, theories, values, plot, title="Texts among HiVES value prototypes")
+    profiles = profile_file(file, model=model, top=top, out=out, plot=plot)
     for row, group in profiles.groupby("row", sort=True):
         typer.echo(f"[{row}] {group['text'].iloc[0][:100]}")
         for theory, g in group.groupby("theory", sort=False):

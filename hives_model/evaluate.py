@@ -15,21 +15,26 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import pandas as pd
+from pydantic import Field
 
 from hives_model.data import load_texts, training_rows
 from hives_model.train import read_training_metrics
 from validation.rejects import RejectSink
 from valueflow.io import normalise_text, read_table
 from valueflow.models import DEFAULT_BASE_MODEL
+from valueflow.params import StageParams
 
 
-@dataclass
-class HivesEvalConfig:
+class HivesEvalConfig(StageParams):
+    """The ``eval_hives`` section of params.yaml."""
+
+    section: ClassVar[str] = "eval_hives"
+
     model: Path = Path("models/hives")
     data: Path = Path("release/vidb/data/full/test.parquet")
     split: str | None = "test"
@@ -39,21 +44,10 @@ class HivesEvalConfig:
     repo_id: str = "valueflow/hives"
     export: bool = True
     onnx: bool = True
-    check_texts: int = 200  # texts used to check the reloaded folder and the ONNX graph against PyTorch
-    max_anchors: int = 1000
+    check_texts: int = Field(200, ge=1)  # texts used to check the reloaded folder and the ONNX graph against PyTorch
+    max_anchors: int = Field(1000, ge=1)
     seed: int = 42
     plots: Path = Path("plots/hives")
-
-    @classmethod
-    def from_params(cls, p: dict, **overrides) -> HivesEvalConfig:
-        p = {**p, **{k: v for k, v in overrides.items() if v is not None}}
-        unknown = set(p) - set(cls.__dataclass_fields__)
-        if unknown:
-            raise KeyError(f"eval_hives params: unknown key(s) {sorted(unknown)}; known: {sorted(cls.__dataclass_fields__)}")
-        for key in ("model", "data", "probe_train", "release", "plots"):
-            if p.get(key) is not None:
-                p[key] = Path(p[key])
-        return cls(**p)
 
 
 def training_texts(training: dict) -> set[str]:

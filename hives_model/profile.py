@@ -125,3 +125,41 @@ def plot_value_space(emb: np.ndarray, theories: list[str], values: list[str], pa
         fig.savefig(tmp, format=path.suffix.lstrip(".") or "png", dpi=110)
     plt.close(fig)
     return path
+
+
+def profile_file(file: str | Path, model: str = "release/hives", top: int = 3, out: str | Path | None = None,
+                 plot: str | Path | None = None) -> pd.DataFrame:
+    """``valueflow profile``: the value profiles (:data:`PROFILE_COLUMNS`) of a table's ``text`` column.
+
+    ``out`` (``.parquet``, else CSV) receives the profiles; ``plot`` a 2-D plot of the texts among the value
+    prototypes, each text drawn in the panel of its nearest theory.
+    """
+    import warnings
+
+    from valueflow.io import read_table, write_parquet, write_text
+    from valueflow.models import clip_to_window, load_sentence_model
+
+    texts = read_table(file, required=("text",))["text"].astype(str).tolist()
+    st = load_sentence_model(model)
+    model_dir = Path(model) if Path(model).is_dir() else None
+    protos = value_prototypes(st, model_dir)
+    clipped, n_long = clip_to_window(st, texts)  # bounded memory for huge texts, and said, not silent
+    if n_long:
+        warnings.warn(f"{n_long} of {len(texts)} text(s) are longer than the model window ({st.max_seq_length} "
+                      "tokens) and were truncated to it", stacklevel=2)
+    emb = st.encode(clipped, normalize_embeddings=True, convert_to_numpy=True)
+    profiles = value_profiles(st, texts, top=top, prototypes=protos, embeddings=emb)
+    if out is not None:
+        if Path(out).suffix.lower() == ".parquet":
+            write_parquet(profiles, out)
+        else:
+            write_text(profiles.to_csv(index=False), out)
+    if plot is not None:
+        all_emb = np.concatenate([np.stack(protos["embedding"].to_numpy()), emb])
+        theories = protos["theory"].tolist()
+        values = protos["value"].tolist()
+        nearest = profiles[profiles["rank"] == 1].sort_values("similarity", ascending=False).drop_duplicates("row").sort_values("row")
+        theories += nearest["theory"].tolist()
+        values += ["(text)"] * len(nearest)
+        plot_value_space(all_emb, theories, values, plot, title="Texts among HiVES value prototypes")
+    return profiles

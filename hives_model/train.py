@@ -9,9 +9,11 @@ import os
 import shutil
 import tempfile
 import time
-from dataclasses import asdict, dataclass, field
 from functools import partial
 from pathlib import Path
+from typing import ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from hives_model.anchors import build_anchors
 from hives_model.data import LabelSpace, TrainingDataError, load_texts, to_dataset, training_rows
@@ -19,63 +21,71 @@ from hives_model.sampler import HierarchicalBatchSampler
 from validation.rejects import RejectSink
 from valueflow.io import atomic_dir, write_json
 from valueflow.models import DEFAULT_BASE_MODEL, resolve_model_path
+from valueflow.params import DEFAULT_PARAMS, StageParams, stage_params
 
 
-@dataclass
-class StageConfig:
-    steps: int = 20
-    batch_size: int = 16
-    learning_rate: float = 1e-4
-    warmup_ratio: float = 0.1
+class StageConfig(BaseModel):
+    """One training stage of ``train_hives`` (``stage1``, ``stage2``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    steps: int = Field(20, ge=0)  # 0: the stage is skipped
+    batch_size: int = Field(16, ge=2)  # an anchor and at least one positive
+    learning_rate: float = Field(1e-4, gt=0)
+    warmup_ratio: float = Field(0.1, ge=0, lt=1)
 
 
-@dataclass
-class HivesTrainConfig:
+class HivesTrainConfig(StageParams):
+    """The ``train_hives`` section of params.yaml."""
+
+    section: ClassVar[str] = "train_hives"
+
     data: Path = Path("release/vidb/data/full/train.parquet")
     split: str | None = "train"  # rows of this split when the file has a split column
     base_model: str = DEFAULT_BASE_MODEL
     base_revision: str | None = None
     out: Path = Path("models/hives")
     seed: int = 42
-    max_seq_length: int = 128
-    missing_direction: str = "unknown"
-    stage1: StageConfig = field(default_factory=lambda: StageConfig(learning_rate=2e-5))
-    stage2: StageConfig = field(default_factory=lambda: StageConfig(steps=10, learning_rate=1e-5))
-    temperature: float = 0.1
-    anchor_temperature: float = 0.07
-    direction_margin: float = 0.1  # cosine units, subtracted from opposite-direction logits (paper: 1.0 logit at T 0.1)
-    margin_scope: str = "path"  # path: the margin acts on opposite directions of one value; level: of a level-l prefix
-    level_weight_base: float = 2.0
-    hierarchy_constraint: str = "max"  # max: deeper levels never cost less than shallower ones; none: plain sum
-    level_costs: str = "excess"  # excess: levels compared by SupCon loss above its log(#positives) floor; raw: plain
-    positives_per_anchor: int = 3
-    negative_fraction: float = 0.25
+    max_seq_length: int = Field(128, ge=8)
+    missing_direction: Literal["unknown", "support", "drop"] = "unknown"
+    stage1: StageConfig = Field(default_factory=lambda: StageConfig(steps=20, learning_rate=2e-5))
+    stage2: StageConfig = Field(default_factory=lambda: StageConfig(steps=10, learning_rate=1e-5))
+    temperature: float = Field(0.1, gt=0)
+    anchor_temperature: float = Field(0.07, gt=0)
+    direction_margin: float = Field(0.1, ge=0)  # cosine units, subtracted from opposite-direction logits (paper: 1.0 logit at T 0.1)
+    margin_scope: Literal["path", "level"] = "path"  # path: the margin acts on opposite directions of one value; level: of a level-l prefix
+    level_weight_base: float = Field(2.0, gt=0)
+    hierarchy_constraint: Literal["max", "none"] = "max"  # max: deeper levels never cost less than shallower ones; none: plain sum
+    level_costs: Literal["excess", "raw"] = "excess"  # excess: levels compared by SupCon loss above its log(#positives) floor; raw: plain
+    positives_per_anchor: int = Field(3, ge=1)
+    negative_fraction: float = Field(0.25, ge=0, lt=1)
     pair_opposite_blocks: bool = True  # sampler: a support block brings the oppose block of its path along
-    batch_sampler: str = "hierarchical"  # hierarchical (blocks of positives + true negatives) | random (shuffled rows)
-    hierarchical_weight: float = 1.0  # the hierarchical contrastive loss (the paper's L_hier)
-    label_similarity_weight: float = 0.0  # CoSENT on label similarity (hives_model.losses.LabelSimilarityLoss)
-    label_similarity_scale: float = 20.0
-    uniformity_weight: float = 2.0  # spreads the space under the label-similarity loss (Wang and Isola's uniformity)
-    checkpoint_steps: int | None = None  # save a resumable checkpoint every this many steps (None: no checkpoints)
-    lambda_individual: float = 0.5
-    lambda_theory: float = 1.0
-    anchor_texts_per_value: int = 2
+    batch_sampler: Literal["hierarchical", "random"] = "hierarchical"  # hierarchical (blocks of positives + true negatives) | random (shuffled rows)
+    hierarchical_weight: float = Field(1.0, ge=0)  # the hierarchical contrastive loss (the paper's L_hier)
+    label_similarity_weight: float = Field(0.0, ge=0)  # CoSENT on label similarity (hives_model.losses.LabelSimilarityLoss)
+    label_similarity_scale: float = Field(20.0, gt=0)
+    uniformity_weight: float = Field(2.0, ge=0)  # spreads the space under the label-similarity loss (Wang and Isola's uniformity)
+    checkpoint_steps: int | None = Field(None, ge=1)  # save a resumable checkpoint every this many steps (None: no checkpoints)
+    lambda_individual: float = Field(0.5, ge=0)
+    lambda_theory: float = Field(1.0, ge=0)
+    anchor_texts_per_value: int = Field(2, ge=1)
     root: Path = Path(".")
 
+    @model_validator(mode="after")
+    def _stage1_trains(self) -> HivesTrainConfig:
+        if self.stage1.steps < 1:
+            raise ValueError(f"stage1.steps must be at least 1 (got {self.stage1.steps}): a model with no stage 1 is untrained")
+        return self
+
     @classmethod
-    def from_params(cls, p: dict, **overrides) -> HivesTrainConfig:
-        p = {**p, **{k: v for k, v in overrides.items() if v is not None}}
-        known = set(cls.__dataclass_fields__)
-        unknown = set(p) - known
-        if unknown:
-            raise KeyError(f"train_hives params: unknown key(s) {sorted(unknown)}; known: {sorted(known)}")
-        for stage in ("stage1", "stage2"):
-            if isinstance(p.get(stage), dict):
-                p[stage] = StageConfig(**p[stage])
-        for key in ("data", "out", "root"):
-            if key in p and p[key] is not None:
-                p[key] = Path(p[key])
-        return cls(**p)
+    def load(cls, path: str | Path = DEFAULT_PARAMS, *, stage1_steps: int | None = None, stage2_steps: int | None = None,
+             **overrides) -> HivesTrainConfig:
+        """As :meth:`StageParams.load`; ``stage1_steps``/``stage2_steps`` override only the steps of a stage."""
+        p = dict(stage_params(cls.section, path))
+        for stage, steps in (("stage1", stage1_steps), ("stage2", stage2_steps)):
+            if steps is not None:
+                p[stage] = {**(p.get(stage) or {}), "steps": steps}
+        return cls.from_params(p, where=str(path), **overrides)
 
 
 def base_model_info(name: str, revision: str | None) -> dict:
@@ -225,8 +235,17 @@ def train_hives(cfg: HivesTrainConfig, evaluator=None, eval_steps: int | None = 
     return model, metrics
 
 
+def train_hives_stage(cfg: HivesTrainConfig) -> dict:
+    """The ``train_hives`` stage: :func:`train_hives`, then its metrics to ``metrics/train_hives.json``."""
+    from valueflow.io import write_metrics
+
+    _, metrics = train_hives(cfg)
+    write_metrics("train_hives", metrics, cfg.root, out=cfg.out)  # an ad-hoc --out keeps its records beside it
+    return metrics
+
+
 def _plain_config(cfg: HivesTrainConfig) -> dict:
-    d = asdict(cfg)
+    d = cfg.model_dump()
     return {k: (str(v) if isinstance(v, Path) else v) for k, v in d.items() if k != "root"}
 
 

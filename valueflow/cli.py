@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib
 
 import typer
+from typer._click import exceptions as click_errors  # typer ships its own click: its exceptions are these
 from typer.core import TyperGroup
 
 from valueflow.io import InputError
@@ -16,7 +17,8 @@ from valueflow.taxonomy import THEORIES, UnknownValueError, get_taxonomy
 
 
 class _UserErrorsAsOneLine(TyperGroup):
-    """A user's mistake (unknown value, unusable file or target) is one ``error:`` line and exit code 2.
+    """A user's mistake (unknown value, unusable file, target or param, an option out of range) is one ``error:``
+    line and exit code 2.
 
     Done here, in the command group, so every command gets it and tests driving the app see what users see.
     """
@@ -29,6 +31,12 @@ class _UserErrorsAsOneLine(TyperGroup):
             raise typer.Exit(2) from None
         except (PermissionError, IsADirectoryError, NotADirectoryError, FileExistsError) as err:  # an unwritable output
             typer.echo(f"error: {err.filename or ''}: cannot be written: {err.strerror or err}", err=True)
+            raise typer.Exit(2) from None
+        except click_errors.NoArgsIsHelpError:
+            raise
+        except click_errors.UsageError as err:  # an option of the wrong type or out of range, a missing argument
+            where = f"{err.ctx.command_path}: " if err.ctx is not None else ""
+            typer.echo(f"error: {where}{err.format_message()}", err=True)
             raise typer.Exit(2) from None
 
 

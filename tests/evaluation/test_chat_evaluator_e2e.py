@@ -9,9 +9,6 @@ from __future__ import annotations
 
 import json
 import re
-import threading
-import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import numpy as np
 import pandas as pd
@@ -19,64 +16,44 @@ import pytest
 
 from evaluation.anchor_evaluator import AnchorEvaluator, rescore_from_log
 from evaluation.anchors import AnchorPanel
+from tests.loopback import LoopbackChatServer, Reply
 from valueflow.judges import make_judge
 
 LEVELS = [-8.0, -4.0, 0.0, 4.0, 8.0]
 
 
-class Handler(BaseHTTPRequestHandler):
-    seen: list[dict] = []
-    flaky_failed: set[str] = set()
-    lock = threading.Lock()
+FLAKY_FAILED: set[str] = set()  # prompts that already got their one HTTP 500
 
-    def log_message(self, *args):  # keep pytest output clean
-        pass
 
-    def do_POST(self):
-        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        messages = body["messages"]
-        prompt = messages[0]["content"]
-        with self.lock:
-            Handler.seen.append(body)
-        texts = re.findall(r"^\[(\d+)\] (.*)$", prompt, flags=re.MULTILINE)
-        if "SLOW" in prompt:
-            time.sleep(3.0)  # three times the client's 1 s timeout: a busy machine cannot make it look answered
-        if "BROKEN" in prompt or ("FLAKY" in prompt and prompt not in Handler.flaky_failed):
-            with self.lock:
-                Handler.flaky_failed.add(prompt)
-            return self._send(500, {"error": "internal"})
-        if "GARBLED" in prompt:
-            content = "I would say [1, 1, 2] or so"
-        elif not texts:  # a rating prompt: "Text: ..." with one level
-            content = re.search(r"level (-?[\d.]+)", prompt).group(1)
-        else:
-            level = {int(i): float(re.search(r"level (-?[\d.]+)", t).group(1)) for i, t in texts}
-            content = "[" + ", ".join(str(i) for i in sorted(level, key=lambda i: -level[i])) + "]"
-        self._send(200, {"choices": [{"message": {"role": "assistant", "content": content}}]})
-
-    def _send(self, status, obj):
-        data = json.dumps(obj).encode()
-        try:
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-        except (BrokenPipeError, ConnectionResetError):  # the client gave up (timeout)
-            pass
+def level_reply(body: dict, attempt: int) -> Reply:
+    prompt = body["messages"][0]["content"]
+    texts = re.findall(r"^\[(\d+)\] (.*)$", prompt, flags=re.MULTILINE)
+    delay = 3.0 if "SLOW" in prompt else 0.0  # three times the client's 1 s timeout: a busy machine cannot make it look answered
+    if "BROKEN" in prompt or ("FLAKY" in prompt and prompt not in FLAKY_FAILED):
+        FLAKY_FAILED.add(prompt)
+        return Reply(500, body=b'{"error": "internal"}', delay=delay)
+    if "GARBLED" in prompt:
+        content = "I would say [1, 1, 2] or so"
+    elif not texts:  # a rating prompt: "Text: ..." with one level
+        content = re.search(r"level (-?[\d.]+)", prompt).group(1)
+    else:
+        level = {int(i): float(re.search(r"level (-?[\d.]+)", t).group(1)) for i, t in texts}
+        content = "[" + ", ".join(str(i) for i in sorted(level, key=lambda i: -level[i])) + "]"
+    return Reply(content=content, delay=delay)
 
 
 @pytest.fixture(scope="module")
-def server():
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    httpd.daemon_threads = True
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}/v1"
-    httpd.shutdown()
+def loopback():
+    with LoopbackChatServer(level_reply) as server:
+        yield server
 
 
-def test_chat_judge_scores_and_failures_end_to_end(server, tmp_path):
+@pytest.fixture(scope="module")
+def server(loopback):
+    return loopback.base_url
+
+
+def test_chat_judge_scores_and_failures_end_to_end(server, loopback, tmp_path):
     panel = AnchorPanel._from_raw(
         pd.DataFrame({"text": [f"anchor at level {x}" for x in LEVELS], "value": "care-harm", "intensity": LEVELS}), "memory"
     )
@@ -100,7 +77,7 @@ def test_chat_judge_scores_and_failures_end_to_end(server, tmp_path):
         assert scores.loc[item, "judge_calls"] == 4  # 2 windows, each re-asked once by the evaluator
 
     # the garbled window was re-asked inside the chat judge too (reply + correction appended)
-    garbled_requests = [b for b in Handler.seen if "GARBLED" in b["messages"][0]["content"]]
+    garbled_requests = [r["body"] for r in loopback.requests if "GARBLED" in r["body"]["messages"][0]["content"]]
     assert any(len(b["messages"]) == 3 and "not a permutation" in b["messages"][2]["content"] for b in garbled_requests)
 
     records = [json.loads(line) for line in log.read_text().splitlines()]

@@ -12,47 +12,19 @@ transformers = pytest.importorskip("transformers")
 
 from evaluation.anchor_evaluator import AnchorEvaluator
 from evaluation.anchors import AnchorPanel
+from tests.tiny_lm import build_tiny_lm
 from valueflow.judges import make_judge
 from valueflow.judges.chat import ChatJudge
 
 
-def build_tiny_lm(folder, scripted: bool = False) -> str:
-    """A 2-layer Llama with a word-level tokenizer and a chat template, saved to ``folder``.
-
-    ``scripted``: token 0 is the whole string "[2, 1]" and the final norm is zeroed, so every logit is 0 and greedy
-    decoding picks token 0: with one new token the model answers "[2, 1]" to anything.
-    """
-    from tokenizers import Tokenizer, models, pre_tokenizers
-    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
-
-    words = ["<pad>", "<unk>", "<s>", "</s>", "[", "]", ",", *[str(i) for i in range(1, 10)], "rank", "text", "value"]
-    if scripted:
-        words = ["[2, 1]", *words]
-    tok = Tokenizer(models.WordLevel({w: i for i, w in enumerate(words)}, unk_token="<unk>"))
-    tok.pre_tokenizer = pre_tokenizers.Sequence([pre_tokenizers.WhitespaceSplit(), pre_tokenizers.Punctuation()])
-    fast = PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="<unk>", pad_token="<pad>", bos_token="<s>", eos_token="</s>")
-    fast.chat_template = "{% for m in messages %}<s> {{ m['content'] }} </s> {% endfor %}"
-    torch.manual_seed(0)
-    cfg = LlamaConfig(vocab_size=len(words), hidden_size=16, intermediate_size=32, num_hidden_layers=2,
-                      num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=1024,
-                      pad_token_id=words.index("<pad>"), bos_token_id=words.index("<s>"), eos_token_id=words.index("</s>"))
-    lm = LlamaForCausalLM(cfg)
-    if scripted:
-        with torch.no_grad():
-            lm.model.norm.weight.zero_()
-    lm.save_pretrained(folder)
-    fast.save_pretrained(folder)
-    return str(folder)
-
-
 @pytest.fixture(scope="module")
 def tiny_lm(tmp_path_factory) -> str:
-    return build_tiny_lm(tmp_path_factory.mktemp("tiny_lm"))
+    return str(build_tiny_lm(tmp_path_factory.mktemp("tiny_lm")))
 
 
 @pytest.fixture(scope="module")
 def scripted_lm(tmp_path_factory) -> str:
-    return build_tiny_lm(tmp_path_factory.mktemp("scripted_lm"), scripted=True)
+    return str(build_tiny_lm(tmp_path_factory.mktemp("scripted_lm"), scripted=True))
 
 
 def test_prompt_is_the_chat_judges_and_generation_runs_in_batches(tiny_lm, monkeypatch):

@@ -8,7 +8,6 @@ import pandas as pd
 import pytest
 
 
-
 @pytest.fixture(scope="session")
 def seed_texts_path(tmp_path_factory, seed_dir: Path) -> Path:
     from builders.ingest import IngestConfig, ingest

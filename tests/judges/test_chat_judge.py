@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import json
 import re
-import threading
-import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
+from tests.loopback import LoopbackChatServer, Reply
 from valueflow.judges import make_judge
 from valueflow.judges.chat import MalformedAnswer, parse_permutation, parse_rating
 
@@ -18,46 +15,22 @@ TEXTS = ["alpha text", "beta text", "gamma text", "delta text"]
 SCORE = {"alpha text": 1.0, "beta text": 4.0, "gamma text": -2.0, "delta text": 0.5}
 
 
-class FakeServer:
-    """A tiny /v1/chat/completions server whose behaviour per request is scripted by the test."""
+class FakeServer(LoopbackChatServer):
+    """The shared loopback server, its behaviour per request scripted by the test."""
 
     def __init__(self) -> None:
-        self.requests: list[dict] = []
         self.script: list[str] = []  # per request: "ok", "500", "429", "404", "slow", "garbage", "rate:<x>"
-        server = self
+        super().__init__(self.reply)
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args: object) -> None:
-                pass
+    @property
+    def url(self) -> str:
+        return self.base_url
 
-            def do_POST(self) -> None:
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                server.requests.append({"body": body, "auth": self.headers.get("Authorization"), "at": time.monotonic()})
-                action = server.script.pop(0) if server.script else "ok"
-                if action in ("500", "429", "404"):
-                    self.send_response(int(action))
-                    if action == "429":
-                        self.send_header("Retry-After", "1")
-                    self.end_headers()
-                    self.wfile.write(b"boom")
-                    return
-                if action == "slow":
-                    time.sleep(1.0)
-                content = server.answer(body, action)
-                payload = json.dumps({"choices": [{"message": {"role": "assistant", "content": content}}]}).encode()
-                try:
-                    self.send_response(200)
-                    self.send_header("Content-Type", "application/json")
-                    self.send_header("Content-Length", str(len(payload)))
-                    self.end_headers()
-                    self.wfile.write(payload)
-                except (BrokenPipeError, ConnectionResetError):
-                    pass
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-        self.thread.start()
+    def reply(self, body: dict, attempt: int) -> Reply:
+        action = self.script.pop(0) if self.script else "ok"
+        if action in ("500", "429", "404"):
+            return Reply(int(action), body=b"boom", headers={"Retry-After": "1"} if action == "429" else {})
+        return Reply(content=self.answer(body, action), delay=1.0 if action == "slow" else 0.0)
 
     @staticmethod
     def answer(body: dict, action: str) -> str:
@@ -70,16 +43,11 @@ class FakeServer:
         ranked = sorted(shown, key=lambda item: -SCORE.get(item[1], 0.0))
         return "[" + ", ".join(n for n, _ in ranked) + "]"
 
-    def close(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
-
 
 @pytest.fixture()
 def server():
-    s = FakeServer()
-    yield s
-    s.close()
+    with FakeServer() as s:
+        yield s
 
 
 @pytest.fixture(autouse=True)

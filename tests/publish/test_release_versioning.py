@@ -19,7 +19,7 @@ from cards.release import (
     write_release_record,
 )
 from valueflow.citation import PAPER_BIBTEX
-from valueflow.params import stage_params
+from valueflow.params import ParamsError, stage_params
 
 
 @pytest.mark.parametrize("bad", ["1.0", "v1.0.0", "1.0.0.0", "01.2.3", "latest", ""])
@@ -36,7 +36,7 @@ def test_tag_and_semver_precedence():
 
 
 def test_params_release_section_loads_with_the_documented_defaults(project_root):
-    cfg = ReleaseConfig.from_params(project_root / "params.yaml")
+    cfg = ReleaseConfig.load(project_root / "params.yaml")
     assert cfg.dataset_repo == "valueflow/vidb" and cfg.model_repo == "valueflow/hives"
     assert cfg.dry_run is True and cfg.tag == f"v{stage_params('release', project_root / 'params.yaml')['version']}"
 
@@ -44,8 +44,8 @@ def test_params_release_section_loads_with_the_documented_defaults(project_root)
 def test_unknown_release_key_is_refused(tmp_path):
     p = tmp_path / "params.yaml"
     p.write_text("release:\n  version: 1.0.0\n  dataset_rep: typo/vidb\n")
-    with pytest.raises(KeyError, match="dataset_rep"):
-        ReleaseConfig.from_params(p)
+    with pytest.raises(ParamsError, match="release.dataset_rep: unknown key; allowed: .*dataset_repo"):
+        ReleaseConfig.load(p)
 
 
 def test_release_section_pins_the_version_and_cites_paper_and_release(tmp_path):

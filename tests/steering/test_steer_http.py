@@ -15,7 +15,7 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from tests.steering.loopback import REFUSAL, LoopbackChatServer, expected_answer, prompt_key
+from tests.steering.loopback import REFUSAL, expected_answer, prompt_key, steering_server
 from valueflow.cli import app
 
 QUERIES = [
@@ -58,7 +58,7 @@ def run_cli(args: list[str]):
 
 def test_every_prompt_answered_once_retries_and_refusal(tmp_path, project_root, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    with LoopbackChatServer() as server:
+    with steering_server() as server:
         params = write_setup(tmp_path, server.base_url, project_root)
         result = run_cli(["steer", "--params", str(params), "--quiet"])
         assert result.exit_code == 0, result.output
@@ -93,7 +93,7 @@ def test_every_prompt_answered_once_retries_and_refusal(tmp_path, project_root, 
 def test_killed_run_resumes_without_duplicates_or_losses(tmp_path, project_root, monkeypatch):
     monkeypatch.chdir(tmp_path)  # the in-process rerun writes its metrics and rejects under the working directory
     env = {**os.environ, "PYTHONPATH": str(project_root), "OMP_NUM_THREADS": "1"}
-    with LoopbackChatServer(gate_after=12) as server:
+    with steering_server(gate_after=12) as server:
         params = write_setup(tmp_path, server.base_url, project_root)
         proc = subprocess.Popen([sys.executable, "-m", "valueflow.cli", "steer", "--params", str(params), "--quiet"],
                                 cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)

