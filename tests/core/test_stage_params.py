@@ -133,6 +133,7 @@ def test_collect_values_accept_aliases_and_a_bare_string():
 
 def test_collect_refuses_a_value_the_texts_do_not_have(tmp_path, project_root):
     seed, _ = ingest(IngestConfig(seed_dir=project_root / "data" / "seed" / "texts", out=Path("seed.parquet"), root=tmp_path))
+    (tmp_path / "data").mkdir(exist_ok=True)  # an ad-hoc ingest keeps its records beside its --out, not in data/
     seed[seed["value"] == "benevolence"].to_parquet(tmp_path / "data" / "texts.parquet", index=False)
     with pytest.raises(InputError, match="no texts of collect.values care-harm"):
         collect(CollectConfig(values=["Care/Harm"], judges=["reference"], root=tmp_path))
