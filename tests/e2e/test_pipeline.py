@@ -20,7 +20,7 @@ TINY = {
     "train_hives": {"stage1": {"steps": 12}, "stage2": {"steps": 4}},
     "eval_hives": {"check_texts": 40},
     "steer": {"max_queries": 3},
-    "train_judge": {"steps": 30},
+    "train_judge": {"steps": 30, "batch_size": 32},
     "eval_evaluator": {"judges": ["embedding", "cross"], "sampling": ["bucket", "adaptive"], "repeats": 2},
 }
 
