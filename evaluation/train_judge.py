@@ -5,8 +5,8 @@ A sentence-transformers ``CrossEncoder`` reads (value, text) pairs, the value as
 
 - ``loss: mse`` (default): pointwise regression of the score on the text's intensity / 10 (VIDB intensity, else
   the table's ``reference_intensity``, else ``direction`` x ``direction_intensity`` for tables that only say which
-  way a text leans, such as ValueNet's -1/0/+1). Measured on held-out real data (``benchmarks/judge_real.py``) it
-  orders held-out texts better than the listwise loss for the same training time.
+  way a text leans, such as ValueNet's -1/0/+1). ``benchmarks/judge_real.py --loss`` compares the two on held-out
+  real data.
 - ``loss: plistmle``: listwise Plackett-Luce (sentence-transformers' ``PListMLELoss``) over lists of
   ``list_size`` texts of one value, drawn with a fixed seed and ordered by intensity.
 
