@@ -230,7 +230,7 @@ def train_judge(cfg: JudgeTrainConfig, echo=print) -> dict:
             "steps": cfg.steps, "batch_size": cfg.batch_size, "learning_rate": cfg.learning_rate,
             "loss_curve": curve, "calibration": {"fitted_on": "validation" if calib_rows is held_out else "train",
                                                  "texts": len(calib_rows), "knots": len(calibration.x)},
-            "held_out": quality, "config": _plain(cfg), "train_seconds": round(train_seconds, 1),
+            "held_out": quality, "config": cfg.model_dump(mode="json", exclude={"root"}), "train_seconds": round(train_seconds, 1),
         }
         write_json(metrics, tmp / TRAINING_RECORD)
         (tmp / "README.md").write_text(render_judge_card(metrics, repo_id=cfg.repo_id), encoding="utf-8")
@@ -260,6 +260,3 @@ def rating_quality(judge, rows: pd.DataFrame, min_gap: float = 2.0) -> dict:
     return {"pairwise_accuracy": round(float(pairwise_accuracy(pred, gold, rows["value"].to_numpy(), min_gap)), 4),
             "spearman": None if rho is None or not np.isfinite(rho) else round(float(rho), 4), "min_gap": min_gap}
 
-
-def _plain(cfg: JudgeTrainConfig) -> dict:
-    return {k: (str(v) if isinstance(v, Path) else v) for k, v in cfg.model_dump().items() if k != "root"}

@@ -245,8 +245,7 @@ def train_hives_stage(cfg: HivesTrainConfig) -> dict:
 
 
 def _plain_config(cfg: HivesTrainConfig) -> dict:
-    d = cfg.model_dump()
-    return {k: (str(v) if isinstance(v, Path) else v) for k, v in d.items() if k != "root"}
+    return cfg.model_dump(mode="json", exclude={"root"})
 
 
 def _save_atomically(model, out: Path, records: dict[str, dict]) -> None:
