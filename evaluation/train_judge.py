@@ -1,7 +1,7 @@
 """The ``train_judge`` stage: distil VIDB (and optional human-labelled tables) into a cross-encoder judge.
 
 A sentence-transformers ``CrossEncoder`` reads (value, text) pairs, the value as
-``valueflow.judges.cross.value_query`` writes it (theory, name, definition), and learns one score per pair:
+``valueflow.judges.cross.value_query`` writes it (theory and name), and learns one score per pair:
 
 - ``loss: mse`` (default): pointwise regression of the score on the text's intensity / 10 (VIDB intensity, else
   the table's ``reference_intensity``, else ``direction`` x ``direction_intensity`` for tables that only say which

@@ -27,10 +27,15 @@ CALIBRATION_FILE = "vidb_calibration.json"
 
 
 def value_query(value: str) -> str:
-    """The first segment of every pair: the value as the judge reads it (theory, name and definition)."""
+    """The first segment of every pair: the value as the judge reads it, theory and name ("Moral Foundations
+    Theory: care-harm").
+
+    No definition: on the seed corpus it made the judge worse on held-out real texts (pairwise accuracy 0.618 with
+    it, 0.641 without, same 150 steps; ValueNet 0.555 against 0.601) and the pairs a third longer to score.
+    """
     tax = get_taxonomy()
     v = tax.value(tax.resolve(value))
-    return f"{tax.theory_names[v.theory]}: {v.name.replace('_', ' ')}. {v.definition}"
+    return f"{tax.theory_names[v.theory]}: {v.name.replace('_', ' ')}"
 
 
 class Calibration:
