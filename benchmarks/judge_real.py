@@ -38,6 +38,22 @@ from hives_real import ingest_sources
 from valueflow.io import held_out_by_text_hash, normalise_text, refdata_dir
 
 PAPER_PAIRWISE = 0.842
+TRAINING_SOURCES = ("valuenet", "vidb_anchors", "moral_stories")
+
+
+def training_split(texts: pd.DataFrame, moral_stories: int) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """(training rows, held-out ValueNet rows, held-out VIDB rows) of the ingested TRAINING_SOURCES.
+
+    ValueNet and VIDB: all but the fifth held out by text hash; Moral Stories: a seeded sample of ``moral_stories``
+    rows. Also what ``vidb_real.py`` reads to know which texts a judge trained here has seen.
+    """
+    texts = texts.assign(target=texts["reference_intensity"].astype(float).fillna(texts["direction"].astype(float) * 5.0))
+    rows = texts[["text", "value", "target", "source"]].reset_index(drop=True)
+    vn, vidb = rows[rows["source"] == "valuenet"], rows[rows["source"] == "vidb_anchors"]
+    vn_test, vidb_test = held_out_by_text_hash(vn["text"]), held_out_by_text_hash(vidb["text"])
+    ms = rows[rows["source"] == "moral_stories"]
+    ms = ms.sample(min(len(ms), moral_stories), random_state=0) if moral_stories else ms.iloc[:0]
+    return pd.concat([vn[~vn_test], vidb[~vidb_test], ms], ignore_index=True), vn[vn_test], vidb[vidb_test]
 
 
 def dev_stories(root: Path, n: int) -> pd.DataFrame:
@@ -100,16 +116,10 @@ def main() -> None:
     from valueflow.judges.cross import CALIBRATION_FILE, Calibration, CrossJudge
 
     args.work.mkdir(parents=True, exist_ok=True)
-    texts = ingest_sources(args.work, ("valuenet", "vidb_anchors", "moral_stories"))
-    texts["target"] = texts["reference_intensity"].astype(float).fillna(texts["direction"].astype(float) * 5.0)
-    rows = texts[["text", "value", "target", "source"]].reset_index(drop=True)
-    vn, vidb = rows[rows["source"] == "valuenet"], rows[rows["source"] == "vidb_anchors"]
-    vn_test, vidb_test = held_out_by_text_hash(vn["text"]), held_out_by_text_hash(vidb["text"])
-    ms = rows[rows["source"] == "moral_stories"]
-    ms = ms.sample(min(len(ms), args.moral_stories), random_state=0) if args.moral_stories else ms.iloc[:0]
-    train = pd.concat([vn[~vn_test], vidb[~vidb_test], ms], ignore_index=True)
+    texts = ingest_sources(args.work, TRAINING_SOURCES)
+    train, vn_held, vidb_held = training_split(texts, args.moral_stories)
     seen = set(train["text"].map(normalise_text))
-    held = {"ValueNet": vn[vn_test], "VIDB texts": vidb[vidb_test],
+    held = {"ValueNet": vn_held, "VIDB texts": vidb_held,
             "Moral Stories dev": dev_stories(root, args.dev_stories)}
     held = {k: v[~v["text"].map(normalise_text).isin(seen)].reset_index(drop=True) if "pair" not in v.columns else v
             for k, v in held.items()}
@@ -123,7 +133,7 @@ def main() -> None:
     train_seconds = time.perf_counter() - t
     model.save(str(args.out))
     cross = CrossJudge(str(args.out))
-    panel_rows = vidb[~vidb_test]
+    panel_rows = train[train["source"] == "vidb_anchors"]
     calib_scores = np.concatenate([cross.scores(v, g["text"].tolist()) for v, g in panel_rows.groupby("value")])
     calib_y = np.concatenate([g["target"].to_numpy() for _, g in panel_rows.groupby("value")])
     cross.calibration = Calibration.fit(calib_scores, calib_y)

@@ -121,3 +121,14 @@ def test_pairwise_accuracy_counts_ties_half():
     assert pairwise_accuracy(np.array([3.0, 0.0, -2.0]), np.array([1.0, 0.0, -1.0])) == 1.0
     assert pairwise_accuracy(np.array([-3.0, 0.0, 2.0]), np.array([1.0, 0.0, -1.0])) == 0.0
     assert pairwise_accuracy(np.array([1.0, 1.0]), np.array([1.0, -1.0])) == 0.5
+
+
+def test_pairwise_accuracy_in_blocks_counts_every_pair_once():
+    rng = np.random.default_rng(0)
+    label = rng.integers(-1, 2, 300).astype(float)
+    intensity = np.round(label + rng.normal(size=300), 1)  # rounded: some ties
+    intensity[::17] = np.nan
+    whole = pairwise_accuracy(intensity, label, block_cells=10**9)
+    assert pairwise_accuracy(intensity, label, block_cells=1) == pytest.approx(whole)  # one row at a time
+    assert pairwise_accuracy(intensity, label, block_cells=1000) == pytest.approx(whole)
+    assert pairwise_accuracy(np.array([1.0, 2.0]), np.array([0.0, 0.0])) is None  # no pair with different labels
