@@ -51,11 +51,12 @@ class JudgeTrainConfig(StageParams):
     loss: Literal["mse", "plistmle"] = "mse"
     steps: int = Field(300, ge=1)
     batch_size: int = Field(32, ge=1)
-    learning_rate: float = Field(5e-5, gt=0)
+    learning_rate: float = Field(1e-4, gt=0)
     warmup_ratio: float = Field(0.1, ge=0, lt=1)
     max_length: int = Field(128, ge=1)
     list_size: int = Field(8, ge=2)
     direction_intensity: float = 5.0  # target of a row that has a direction but no intensity
+    onnx: bool = True  # also export the int8 ONNX graph (backend=onnx: CPU scoring without torch)
     seed: int = 0
     root: Path = Path(".")
 
@@ -184,7 +185,7 @@ def fit_judge(cfg: JudgeTrainConfig, rows: pd.DataFrame):
 def train_judge(cfg: JudgeTrainConfig, echo=print) -> dict:
     """Run the stage: read and check the training rows, train, calibrate, measure, export; return its metrics."""
     from cards.judge_card import render_judge_card
-    from valueflow.judges.cross import CALIBRATION_FILE, Calibration, CrossJudge
+    from valueflow.judges.cross import CALIBRATION_FILE, Calibration, CrossJudge, export_onnx
     from valueflow.judges.embedding import EmbeddingJudge
 
     started = time.perf_counter()
@@ -213,6 +214,8 @@ def train_judge(cfg: JudgeTrainConfig, echo=print) -> dict:
     out = cfg.root / cfg.out
     with atomic_dir(out) as tmp:
         model.save(str(tmp))
+        if cfg.onnx:
+            export_onnx(tmp)
         judge = CrossJudge(str(tmp))
         scores = np.concatenate([judge.scores(v, g["text"].tolist()) for v, g in calib_rows.groupby("value")])
         targets = np.concatenate([g["target"].to_numpy() for _, g in calib_rows.groupby("value")])

@@ -4,34 +4,28 @@ The graph maps (input_ids, attention_mask[, token_type_ids]) to ``last_hidden_st
 sentence-transformers' own ONNX backend expects, so ``SentenceTransformer(path, backend="onnx",
 model_kwargs={"file_name": "onnx/model_qint8.onnx"})`` works where optimum is installed. ``OnnxEncoder`` needs
 only onnxruntime and the tokenizer: it applies the model's own pooling (mean or CLS) and normalisation.
-Exported with the TorchScript exporter (``dynamo=False``): the dynamo exporter needs onnxscript.
+The export itself is ``valueflow.onnx_int8.export_int8``.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
-ONNX_DIR = "onnx"
-QUANTISED_FILE = "model_qint8.onnx"
+from valueflow.onnx_int8 import ONNX_DIR, QUANTISED_FILE, export_int8, session
 
 
-def export_onnx_int8(model_dir: str | Path, opset: int = 17) -> Path:
+def export_onnx_int8(model_dir: str | Path) -> Path:
     """Write ``<model_dir>/onnx/model_qint8.onnx`` (int8 weights, dynamic activation quantisation)."""
     import torch
-    from onnxruntime.quantization import QuantType, quantize_dynamic
     from sentence_transformers import SentenceTransformer
 
     model_dir = Path(model_dir)
-    model = SentenceTransformer(str(model_dir), device="cpu")
-    transformer = model[0]
+    transformer = SentenceTransformer(str(model_dir), device="cpu")[0]
     auto_model = transformer.auto_model.eval()
-    tokenizer = transformer.tokenizer
-    sample = tokenizer(["an example sentence to trace", "short"], padding=True, return_tensors="pt")
+    sample = transformer.tokenizer(["an example sentence to trace", "short"], padding=True, return_tensors="pt")
     names = [n for n in ("input_ids", "attention_mask", "token_type_ids") if n in sample]
 
     class _Graph(torch.nn.Module):
@@ -42,38 +36,17 @@ def export_onnx_int8(model_dir: str | Path, opset: int = 17) -> Path:
         def forward(self, *inputs):
             return self.inner(**dict(zip(names, inputs))).last_hidden_state
 
-    out_dir = model_dir / ONNX_DIR
-    out_dir.mkdir(exist_ok=True)
-    target = out_dir / QUANTISED_FILE
-    with tempfile.TemporaryDirectory(prefix="hives-onnx-") as tmp:
-        fp32 = Path(tmp) / "model.onnx"
-        with torch.no_grad():
-            torch.onnx.export(
-                _Graph(), tuple(sample[n] for n in names), str(fp32), dynamo=False, opset_version=opset,
-                input_names=names, output_names=["last_hidden_state"],
-                dynamic_axes={**{n: {0: "batch", 1: "sequence"} for n in names},
-                              "last_hidden_state": {0: "batch", 1: "sequence"}},
-            )
-        # per-channel weights keep the int8 graph within ~0.99 cosine of PyTorch (per-tensor: ~0.96). Fusing
-        # attention/GELU with onnxruntime's transformer optimizer first was measured slower here, so it is not done.
-        quantised = Path(tmp) / QUANTISED_FILE
-        quantize_dynamic(str(fp32), str(quantised), weight_type=QuantType.QInt8, per_channel=True)
-        os.replace(quantised, target)
-    return target
+    return export_int8(_Graph(), {n: sample[n] for n in names}, "last_hidden_state", model_dir / ONNX_DIR / QUANTISED_FILE)
 
 
 class OnnxEncoder:
     """Encode texts with an exported ONNX graph: tokenizer + onnxruntime + the folder's pooling and normalisation."""
 
     def __init__(self, model_dir: str | Path, file_name: str = f"{ONNX_DIR}/{QUANTISED_FILE}", threads: int = 1) -> None:
-        import onnxruntime as ort
         from transformers import AutoTokenizer
 
         model_dir = Path(model_dir)
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = threads
-        opts.inter_op_num_threads = 1
-        self.session = ort.InferenceSession(str(model_dir / file_name), opts, providers=["CPUExecutionProvider"])
+        self.session = session(model_dir / file_name, threads)
         self.input_names = [i.name for i in self.session.get_inputs()]
         self.tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
         bert_config = model_dir / "sentence_bert_config.json"

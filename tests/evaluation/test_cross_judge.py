@@ -44,6 +44,20 @@ def test_judge_folder_reloads_as_a_plain_cross_encoder_and_scores_identically(tr
     assert all(-10 <= r <= 10 for r in ratings)
 
 
+def test_onnx_backend_scores_like_torch_from_the_exported_int8_graph(trained_judge, vidb_release):
+    root, _ = trained_judge
+    folder = root / "release" / "judge"
+    assert (folder / "onnx" / "model_qint8.onnx").exists()
+    texts = pd.read_parquet(vidb_release / "data" / "full" / "train.parquet")["text"].tolist()[:40]
+    torch_scores = make_judge(f"cross:{folder}").scores("justice", texts)
+    onnx_scores = make_judge(f"cross:{folder}", backend="onnx").scores("justice", texts)
+    # same scale (the calibration applies to both) and, up to int8 rounding, the same scores
+    assert np.abs(onnx_scores - torch_scores).max() < 0.05
+    assert np.corrcoef(onnx_scores, torch_scores)[0, 1] > 0.9
+    with pytest.raises(ValueError, match="backend"):
+        make_judge(f"cross:{folder}", backend="tensorrt")
+
+
 def test_calibration_is_strictly_monotone_and_continues_past_its_knots(trained_judge):
     root, metrics = trained_judge
     cal = Calibration.from_json(json.loads((root / "release" / "judge" / CALIBRATION_FILE).read_text()))

@@ -7,7 +7,8 @@ and cached per (value, text), so a text seen in many windows is scored once: it 
 distinct pair, on a CPU, where an LLM judge costs a large-model call per window.
 
 Spec: ``cross`` (the judge at ``release/judge``), ``cross:<folder or Hub id>``; options ``batch_size=``,
-``device=``, ``backend=`` (``torch`` or ``onnx``: sentence-transformers exports an ONNX graph on first use).
+``device=``, ``backend=`` (``torch``, or ``onnx``: the int8 graph ``onnx/model_qint8.onnx`` that ``export_onnx``
+writes beside the weights and ``valueflow train-judge`` exports, run with onnxruntime alone).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from valueflow.judges.base import Judge, JudgeAnswer, answers_from_scores, register_judge
+from valueflow.onnx_int8 import ONNX_DIR, QUANTISED_FILE, export_int8, session
 from valueflow.taxonomy import get_taxonomy
 
 DEFAULT_JUDGE = Path("release/judge")
@@ -96,6 +98,64 @@ def load_calibration(model: str) -> Calibration | None:
     return Calibration.from_json(json.loads(path.read_text(encoding="utf-8"))) if path.exists() else None
 
 
+def export_onnx(folder: str | Path) -> Path:
+    """Write ``<folder>/onnx/model_qint8.onnx``: the judge's (input ids, mask, token types) -> score logit, int8."""
+    import torch
+    from sentence_transformers import CrossEncoder
+
+    model = CrossEncoder(str(folder), device="cpu")
+    inner = model.model.eval()
+    sample = model.tokenizer([("Schwartz: benevolence", "an example sentence to trace"), ("a", "short")],
+                             padding=True, return_tensors="pt")
+    names = [n for n in ("input_ids", "attention_mask", "token_type_ids") if n in sample]
+
+    class _Graph(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, *inputs):
+            return self.inner(**dict(zip(names, inputs))).logits[:, 0]
+
+    return export_int8(_Graph(), {n: sample[n] for n in names}, "logits", Path(folder) / ONNX_DIR / QUANTISED_FILE)
+
+
+class _OnnxScorer:
+    """The int8 graph, the folder's tokenizer and its activation (sigmoid for a one-label CrossEncoder), so that its
+    scores sit on the scale the calibration was fitted on."""
+
+    def __init__(self, model: str, threads: int) -> None:
+        from transformers import AutoTokenizer
+
+        def local(name: str) -> Path:
+            if Path(model).is_dir():
+                return Path(model) / name
+            from huggingface_hub import hf_hub_download
+
+            return Path(hf_hub_download(model, name))
+
+        graph = local(f"{ONNX_DIR}/{QUANTISED_FILE}")
+        if not graph.exists():
+            raise FileNotFoundError(f"{graph} not found: export it with valueflow.judges.cross.export_onnx({model!r})")
+        self.session = session(graph, threads)
+        self.input_names = [i.name for i in self.session.get_inputs()]
+        self.tokenizer = AutoTokenizer.from_pretrained(model)
+        st_config = json.loads(local("config_sentence_transformers.json").read_text(encoding="utf-8"))
+        self.sigmoid = str(st_config.get("activation_fn", "")).endswith("Sigmoid")
+        bert_config = json.loads(local("sentence_bert_config.json").read_text(encoding="utf-8"))
+        self.max_length = int(bert_config.get("max_seq_length") or 512)
+
+    def predict(self, pairs: list[tuple[str, str]], batch_size: int) -> np.ndarray:
+        order = sorted(range(len(pairs)), key=lambda i: -len(pairs[i][0]) - len(pairs[i][1]))  # little padding
+        out = np.empty(len(pairs), dtype=float)
+        for start in range(0, len(order), batch_size):
+            idx = order[start : start + batch_size]
+            enc = self.tokenizer([pairs[i][0] for i in idx], [pairs[i][1] for i in idx], padding=True,
+                                 truncation=True, max_length=self.max_length, return_tensors="np")
+            out[idx] = self.session.run(None, {n: enc[n].astype(np.int64) for n in self.input_names})[0]
+        return 1.0 / (1.0 + np.exp(-out)) if self.sigmoid else out
+
+
 class CrossJudge(Judge):
     """Ranks by the cross-encoder's score; rates with the calibrated score.
 
@@ -103,15 +163,17 @@ class CrossJudge(Judge):
         model: a CrossEncoder folder or Hub id (default ``release/judge``).
         batch_size: pairs per forward pass.
         device: torch device (default: sentence-transformers' choice, the GPU when there is one).
-        backend: ``torch`` or ``onnx``.
+        backend: ``torch`` or ``onnx`` (the int8 graph in ``onnx/``, on ``threads`` CPU threads).
     """
 
     def __init__(self, model: str | None = None, batch_size: int = 64, device: str | None = None,
-                 backend: str = "torch") -> None:
+                 backend: str = "torch", threads: int = 1) -> None:
         self.model_path = str(model or DEFAULT_JUDGE)
         if not Path(self.model_path).exists() and (self.model_path.startswith((".", "/")) or model is None):
             raise FileNotFoundError(f"judge model {self.model_path!r} does not exist (train it: valueflow train-judge)")
-        self.batch_size, self.device, self.backend = int(batch_size), device, backend
+        if backend not in ("torch", "onnx"):
+            raise ValueError(f"judge backend {backend!r}: use torch or onnx")
+        self.batch_size, self.device, self.backend, self.threads = int(batch_size), device, backend, int(threads)
         self.calibration = load_calibration(self.model_path)
         self.name = f"cross:{Path(self.model_path).name}@{self._fingerprint()}"
         self._model = None
@@ -128,7 +190,8 @@ class CrossJudge(Judge):
         if self._model is None:
             from sentence_transformers import CrossEncoder
 
-            self._model = CrossEncoder(self.model_path, device=self.device, backend=self.backend)
+            self._model = (_OnnxScorer(self.model_path, self.threads) if self.backend == "onnx"
+                           else CrossEncoder(self.model_path, device=self.device))
         return self._model
 
     def scores(self, value: str, texts: Sequence[str]) -> np.ndarray:
@@ -137,8 +200,12 @@ class CrossJudge(Judge):
         todo = list(dict.fromkeys(t for t in texts if (name, t) not in self._cache))
         if todo:
             query = value_query(name)
-            raw = self.model.predict([(query, t) for t in todo], batch_size=self.batch_size, convert_to_numpy=True,
-                                     show_progress_bar=len(todo) > 5000)
+            pairs = [(query, t) for t in todo]
+            if self.backend == "onnx":
+                raw = self.model.predict(pairs, self.batch_size)
+            else:
+                raw = self.model.predict(pairs, batch_size=self.batch_size, convert_to_numpy=True,
+                                         show_progress_bar=len(todo) > 5000)
             self._cache.update(zip(((name, t) for t in todo), np.asarray(raw, float).reshape(-1).tolist()))
         return np.array([self._cache[(name, t)] for t in texts], dtype=float)
 
@@ -153,5 +220,5 @@ class CrossJudge(Judge):
 
 @register_judge("cross")
 def _make(model: str | None = None, **options: object) -> CrossJudge:
-    """``cross`` or ``cross:<folder or Hub id>``; options batch_size=, device=, backend=."""
+    """``cross`` or ``cross:<folder or Hub id>``; options batch_size=, device=, backend= (torch, onnx), threads=."""
     return CrossJudge(model=model, **options)  # type: ignore[arg-type]
