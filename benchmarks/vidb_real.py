@@ -6,6 +6,7 @@ collect -> aggregate -> build_vidb, once per judge.
     python3 benchmarks/judge_real.py --out /tmp/judge_real      # once: the trained judge
     python3 benchmarks/vidb_real.py [--sources valuenet,touche23,...] [--judges reference,cross:/tmp/judge_real]
                                     [--k 4] [--m 6] [--out /tmp/vidb_real] [--limit N] [--threads 2] [--tracemalloc]
+                                    [--backend onnx|torch]   # how the cross judge scores (default its int8 graph)
 
     python3 benchmarks/vidb_real.py --sources valuenet --judges embedding   # ValueNet only, zero-shot judge
 
@@ -81,7 +82,9 @@ def parse_args() -> argparse.Namespace:
     ap.add_argument("--m", type=int, default=6, help="windows per text")
     ap.add_argument("--out", type=Path, default=Path("/tmp/vidb_real"), help="one folder per judge, results.json")
     ap.add_argument("--limit", type=int, default=None, help="items per source (a quick run); default: all")
-    ap.add_argument("--threads", type=int, default=2, help="torch threads")
+    ap.add_argument("--threads", type=int, default=2, help="torch threads (and onnx threads of a cross judge)")
+    ap.add_argument("--backend", default="onnx", choices=["onnx", "torch"],
+                    help="how a cross judge scores: its int8 ONNX graph (exported when missing) or torch")
     ap.add_argument("--tracemalloc", action="store_true", help="also each stage's traced allocation peak")
     args = ap.parse_args()
     args.sources = [s for s in args.sources.split(",") if s]
@@ -182,7 +185,8 @@ def build(spec: str, texts_path: Path, root: Path, args: argparse.Namespace, rec
     from builders.collect import CollectConfig, collect
 
     n, name = len(pd.read_parquet(texts_path, columns=["text_id"])), slug(spec)
-    collect_cfg = CollectConfig(texts=texts_path, judges=[spec], k=args.k, m=args.m, root=root)
+    options = {spec: {"backend": args.backend, "threads": args.threads}} if spec.startswith("cross") else {}
+    collect_cfg = CollectConfig(texts=texts_path, judges=[spec], judge_options=options, k=args.k, m=args.m, root=root)
     _, collected = measured(f"{name}: collect", lambda: collect(collect_cfg), record, n)
     _, aggregated = measured(f"{name}: aggregate", lambda: aggregate(AggregateConfig(texts=texts_path, root=root)),
                              record, n)
@@ -272,6 +276,10 @@ def main() -> None:
         folder = judge_folder(spec)
         if folder is not None and not folder.is_dir():
             sys.exit(f"trained judge {folder} not found: run `python3 benchmarks/judge_real.py --out {folder}` first")
+        if folder is not None and args.backend == "onnx" and not (folder / "onnx" / "model_qint8.onnx").exists():
+            from valueflow.judges.cross import export_onnx
+
+            export_onnx(folder)
     from builders.ingest import IngestConfig, ingest
     from valueflow.io import write_json, write_parquet
 
