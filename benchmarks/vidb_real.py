@@ -315,7 +315,9 @@ def main() -> None:
     if len(unscored):
         print("not scored (no direction or intensity label): "
               + ", ".join(f"{source} {n:,}" for source, n in unscored.items()))
-    print("\nthe same on the utilities, before calibration (monotone, but its flat steps and clipping tie texts)")
+    print("\nthe same on the utilities, before calibration: the judge's own order. build_vidb fits the calibration on the\n"
+          "reference labels of these same texts, so its flat steps tie exactly the pairs the judge got wrong (a tie counts\n"
+          "half): the intensity figures above can exceed these and are not a held-out result where they do")
     print_table(results, args.judges, "utility")
     total = sum(s["seconds"] for s in stages.values())
     print(f"\n{total:,.0f} s in all stages; peak RSS {max(s['peak_rss_mb'] for s in stages.values()):,.0f} MB; "
