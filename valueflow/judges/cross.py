@@ -140,10 +140,16 @@ class _OnnxScorer:
         self.session = session(graph, threads)
         self.input_names = [i.name for i in self.session.get_inputs()]
         self.tokenizer = AutoTokenizer.from_pretrained(model)
-        st_config = json.loads(local("config_sentence_transformers.json").read_text(encoding="utf-8"))
-        self.sigmoid = str(st_config.get("activation_fn", "")).endswith("Sigmoid")
-        bert_config = json.loads(local("sentence_bert_config.json").read_text(encoding="utf-8"))
-        self.max_length = int(bert_config.get("max_seq_length") or 512)
+        def config(name: str) -> dict:  # a folder saved by an older sentence-transformers may lack one
+            try:
+                path = local(name)
+            except Exception:  # noqa: BLE001 (not in the Hub repo either)
+                return {}
+            return json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+
+        # a one-label CrossEncoder applies a sigmoid unless its config names another activation
+        self.sigmoid = str(config("config_sentence_transformers.json").get("activation_fn", "Sigmoid")).endswith("Sigmoid")
+        self.max_length = int(config("sentence_bert_config.json").get("max_seq_length") or 512)
 
     def predict(self, pairs: list[tuple[str, str]], batch_size: int) -> np.ndarray:
         order = sorted(range(len(pairs)), key=lambda i: -len(pairs[i][0]) - len(pairs[i][1]))  # little padding
