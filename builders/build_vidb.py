@@ -39,6 +39,7 @@ from validation.rejects import RejectSink, validate_rows
 from validation.schemas import RANKING_COLUMNS, SPLITS, TextsSchema, UtilitiesSchema, VidbSchema
 from valueflow.io import atomic_dir, read_table, stage_records, write_json, write_metrics, write_parquet
 from valueflow.params import DEFAULT_PARAMS, StageParams, load_params
+from valueflow.stats import pairwise_accuracy
 
 VIDB_COLUMNS = list(VidbSchema.to_schema().columns)
 
@@ -286,26 +287,6 @@ def build_vidb(cfg: BuildConfig, card: Callable[[Path, dict], object] | None = N
     }
     write_metrics("build_vidb", metrics, cfg.root, out=cfg.out_dir)
     return full, stats
-
-
-def pairwise_accuracy(intensity: np.ndarray, label: np.ndarray, block_cells: int = 4_000_000) -> float | None:
-    """Share of text pairs with different labels whose intensities are in the label's order (ties count half).
-
-    Counted in blocks of rows (about ``block_cells`` pairs at a time): all pairs of n texts at once would take
-    O(n^2) memory, some 30 GB for the 36K labelled texts of the real corpora.
-    """
-    ok = ~(np.isnan(intensity) | np.isnan(label))
-    x, y = intensity[ok], label[ok]
-    if len(x) < 2:
-        return None
-    hits = pairs = 0.0
-    step = max(1, block_cells // len(x))
-    for start in range(0, len(x), step):
-        ordered = y[start : start + step, None] > y[None, :]  # pairs (i, j) with label i above label j
-        dx = (x[start : start + step, None] - x[None, :])[ordered]
-        pairs += len(dx)
-        hits += float(np.count_nonzero(dx > 0)) + 0.5 * float(np.count_nonzero(dx == 0))
-    return hits / pairs if pairs else None
 
 
 def _stats(full: pd.DataFrame, rankings: pd.DataFrame, counts: dict, calibrations: dict, cfg: BuildConfig) -> dict:

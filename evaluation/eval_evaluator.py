@@ -32,6 +32,7 @@ from pydantic import Field, field_validator
 from evaluation.anchor_evaluator import AnchorEvaluator
 from evaluation.anchors import AnchorPanel
 from valueflow.params import StageParams
+from valueflow.stats import pairwise_accuracy as stats_pairwise_accuracy
 from valueflow.stats import spearman
 
 PAPER_TABLE1 = {
@@ -94,19 +95,10 @@ def sign_accuracy(pred: np.ndarray, gold: np.ndarray, threshold: float = 1.0) ->
 
 
 def pairwise_accuracy(pred: np.ndarray, gold: np.ndarray, groups: np.ndarray, min_gap: float = 1.0) -> float:
-    """Fraction of same-group pairs (gold apart by >= min_gap) that ``pred`` orders like gold; ties count half."""
-    hits = total = 0.0
-    for g in np.unique(groups):
-        idx = np.flatnonzero(groups == g)
-        if len(idx) < 2:
-            continue
-        i, j = np.triu_indices(len(idx), 1)
-        dg = gold[idx[i]] - gold[idx[j]]
-        dp = pred[idx[i]] - pred[idx[j]]
-        sel = np.abs(dg) >= min_gap
-        hits += float(np.sum((np.sign(dg[sel]) == np.sign(dp[sel])) & (dp[sel] != 0)) + 0.5 * np.sum(dp[sel] == 0))
-        total += float(sel.sum())
-    return hits / total if total else float("nan")
+    """Fraction of same-group pairs (gold apart by >= min_gap) that ``pred`` orders like gold; ties count half
+    (:func:`valueflow.stats.pairwise_accuracy`; NaN where no pair counts, like the other metrics here)."""
+    acc = stats_pairwise_accuracy(pred, gold, groups, min_gap)
+    return float("nan") if acc is None else acc
 
 
 def run_metrics(runs: pd.DataFrame, cfg: EvalEvaluatorConfig) -> dict:

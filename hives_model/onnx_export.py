@@ -19,24 +19,13 @@ from valueflow.onnx_int8 import ONNX_DIR, QUANTISED_FILE, export_int8, session
 
 def export_onnx_int8(model_dir: str | Path) -> Path:
     """Write ``<model_dir>/onnx/model_qint8.onnx`` (int8 weights, dynamic activation quantisation)."""
-    import torch
     from sentence_transformers import SentenceTransformer
 
     model_dir = Path(model_dir)
     transformer = SentenceTransformer(str(model_dir), device="cpu")[0]
-    auto_model = transformer.auto_model.eval()
     sample = transformer.tokenizer(["an example sentence to trace", "short"], padding=True, return_tensors="pt")
-    names = [n for n in ("input_ids", "attention_mask", "token_type_ids") if n in sample]
-
-    class _Graph(torch.nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.inner = auto_model
-
-        def forward(self, *inputs):
-            return self.inner(**dict(zip(names, inputs))).last_hidden_state
-
-    return export_int8(_Graph(), {n: sample[n] for n in names}, "last_hidden_state", model_dir / ONNX_DIR / QUANTISED_FILE)
+    return export_int8(transformer.auto_model, sample, lambda out: out.last_hidden_state, "last_hidden_state",
+                       model_dir / ONNX_DIR / QUANTISED_FILE)
 
 
 class OnnxEncoder:

@@ -10,19 +10,32 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 ONNX_DIR = "onnx"
 QUANTISED_FILE = "model_qint8.onnx"
 
 
-def export_int8(module, sample: dict, output_name: str, target: str | Path, opset: int = 17) -> Path:
-    """Write the int8 graph of ``module(*[sample[name] ...])`` to ``target``; the inputs are the keys of ``sample``
-    (batch and sequence axes dynamic), the one output ``output_name`` (batch axis, and sequence when 3-D)."""
+def export_int8(model, sample: dict, output: Callable, output_name: str, target: str | Path, opset: int = 17) -> Path:
+    """Write the int8 graph of ``output(model(**inputs))`` to ``target``: a transformers model, the tokenizer
+    outputs it reads (``sample``: those of input_ids, attention_mask and token_type_ids it has; batch and sequence
+    axes dynamic) and the one tensor ``output`` picks from its outputs, named ``output_name`` (batch axis, and
+    sequence when 3-D)."""
     import torch
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    names = list(sample)
+    names = [n for n in ("input_ids", "attention_mask", "token_type_ids") if n in sample]
+
+    class _Graph(torch.nn.Module):  # positional inputs in ``names`` order, the one output tensor
+        def __init__(self) -> None:
+            super().__init__()
+            self.inner = model.eval()
+
+        def forward(self, *inputs):
+            return output(self.inner(**dict(zip(names, inputs))))
+
+    module = _Graph()
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     with torch.no_grad():

@@ -6,7 +6,7 @@ built from a spec string by :func:`make_judge` (``embedding``, ``reference``, ``
 
 from __future__ import annotations
 
-from valueflow.judges import registry  # noqa: F401, I001  (after base: the built-in judges register themselves)
+from valueflow.judges import registry  # noqa: F401  (the built-in judges register themselves)
 from valueflow.judges.base import Judge, JudgeAnswer, make_judge, register_judge
 
 __all__ = ["Judge", "JudgeAnswer", "make_judge", "register_judge"]

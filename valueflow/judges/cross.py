@@ -100,24 +100,13 @@ def load_calibration(model: str) -> Calibration | None:
 
 def export_onnx(folder: str | Path) -> Path:
     """Write ``<folder>/onnx/model_qint8.onnx``: the judge's (input ids, mask, token types) -> score logit, int8."""
-    import torch
     from sentence_transformers import CrossEncoder
 
     model = CrossEncoder(str(folder), device="cpu")
-    inner = model.model.eval()
     sample = model.tokenizer([("Schwartz: benevolence", "an example sentence to trace"), ("a", "short")],
                              padding=True, return_tensors="pt")
-    names = [n for n in ("input_ids", "attention_mask", "token_type_ids") if n in sample]
-
-    class _Graph(torch.nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.inner = inner
-
-        def forward(self, *inputs):
-            return self.inner(**dict(zip(names, inputs))).logits[:, 0]
-
-    return export_int8(_Graph(), {n: sample[n] for n in names}, "logits", Path(folder) / ONNX_DIR / QUANTISED_FILE)
+    return export_int8(model.model, sample, lambda out: out.logits[:, 0], "logits",
+                       Path(folder) / ONNX_DIR / QUANTISED_FILE)
 
 
 class _OnnxScorer:
@@ -151,7 +140,8 @@ class _OnnxScorer:
         self.sigmoid = str(config("config_sentence_transformers.json").get("activation_fn", "Sigmoid")).endswith("Sigmoid")
         self.max_length = int(config("sentence_bert_config.json").get("max_seq_length") or 512)
 
-    def predict(self, pairs: list[tuple[str, str]], batch_size: int) -> np.ndarray:
+    def predict(self, pairs: list[tuple[str, str]], batch_size: int = 64, **_: object) -> np.ndarray:
+        """Scores of (query, text) pairs, called like ``CrossEncoder.predict`` (its display options ignored)."""
         order = sorted(range(len(pairs)), key=lambda i: -len(pairs[i][0]) - len(pairs[i][1]))  # little padding
         out = np.empty(len(pairs), dtype=float)
         for start in range(0, len(order), batch_size):
@@ -206,12 +196,8 @@ class CrossJudge(Judge):
         todo = list(dict.fromkeys(t for t in texts if (name, t) not in self._cache))
         if todo:
             query = value_query(name)
-            pairs = [(query, t) for t in todo]
-            if self.backend == "onnx":
-                raw = self.model.predict(pairs, self.batch_size)
-            else:
-                raw = self.model.predict(pairs, batch_size=self.batch_size, convert_to_numpy=True,
-                                         show_progress_bar=len(todo) > 5000)
+            raw = self.model.predict([(query, t) for t in todo], batch_size=self.batch_size, convert_to_numpy=True,
+                                     show_progress_bar=len(todo) > 5000)
             self._cache.update(zip(((name, t) for t in todo), np.asarray(raw, float).reshape(-1).tolist()))
         return np.array([self._cache[(name, t)] for t in texts], dtype=float)
 
