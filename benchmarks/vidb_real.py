@@ -4,9 +4,9 @@ Every real corpus in ../shared/data (or $VALUEFLOW_REFDATA) goes through the pip
 collect -> aggregate -> build_vidb, once per judge.
 
     python3 benchmarks/judge_real.py --out /tmp/judge_real      # once: the trained judge
-    python3 benchmarks/vidb_real.py [--sources valuenet,touche23,...] [--judges reference,cross:/tmp/judge_real]
+    python3 benchmarks/vidb_real.py [--sources valuenet,touche23,...] [--judges reference,learned:/tmp/judge_real]
                                     [--k 4] [--m 6] [--out /tmp/vidb_real] [--limit N] [--threads 2] [--tracemalloc]
-                                    [--backend onnx|torch]   # how the cross judge scores (default its int8 graph)
+                                    [--backend onnx|torch]   # how the learned judge scores (default its int8 graph)
 
     python3 benchmarks/vidb_real.py --sources valuenet --judges embedding   # ValueNet only, zero-shot judge
 
@@ -22,14 +22,14 @@ source, windows, rankings, failed and tied windows per judge, placed and VIDB te
 
 Accuracy: pairwise accuracy (``evaluation.eval_evaluator.pairwise_accuracy``; ties count half) of each VIDB's
 intensities, and of its utilities before calibration, against human labels, only on labelled texts that no compared
-trained judge was trained on. For a ``cross:<folder>`` judge saved by ``judge_real.py`` that is what
-``judge_real.training_split`` holds out, read back from the folder's ``benchmark_results.json``: the ValueNet and
-VIDB texts in the fifth held out by text hash, and Moral Stories actions outside its training sample (a norm counts
-when both its actions are). Without a trained judge every labelled text counts. Label sources: ValueNet (direction
--1/0/+1, pairs of one value with different labels), VIDB texts (their real intensities, pairs of one value >= 2
-apart), Moral Stories (each norm's moral action above its immoral action; the train-file norms that ingest reads,
-not judge_real's dev stories) and Social Chemistry (ingest keeps the sign of the judgment, so 1 above 0). Touché23
-and MFRC label presence only: no pairs.
+trained judge was trained on. For a ``learned:<folder>`` judge (``valueflow.judges.value_head``: a frozen sentence
+encoder and a value head) saved by ``judge_real.py`` that is what ``judge_real.training_split`` holds out, read back
+from the folder's ``benchmark_results.json``: the ValueNet and VIDB texts in the fifth held out by text hash, and
+Moral Stories actions outside its training sample (a norm counts when both its actions are). Without a trained judge
+every labelled text counts. Label sources: ValueNet (direction -1/0/+1, pairs of one value with different labels), VIDB
+texts (their real intensities, pairs of one value >= 2 apart), Moral Stories (each norm's moral action above its
+immoral action; the train-file norms that ingest reads, not judge_real's dev stories) and Social Chemistry (ingest
+keeps the sign of the judgment, so 1 above 0). Touché23 and MFRC label presence only: no pairs.
 The paper's 0.842 (LLM ranking judges against ValueNet's labels) is shown beside them.
 
 The ``reference`` judge ranks each window by the labels of these same texts (``collect._labels``: the reference
@@ -64,7 +64,7 @@ from builders.ingest import REFDATA_SOURCES
 from valueflow.io import normalise_text, refdata_dir
 
 PAPER_PAIRWISE = 0.842  # VALUEFLOW Table 1: LLM ranking judges (Gemma-3-27B) against ValueNet's human labels
-DEFAULT_JUDGES = "reference,cross:/tmp/judge_real"
+DEFAULT_JUDGES = "reference,learned:/tmp/judge_real"
 # label source -> (ingested source, gold column, pairs within, min gold gap)
 LABEL_SETS = {
     "ValueNet direction": ("valuenet", "direction", "value", 1.0),
@@ -82,9 +82,9 @@ def parse_args() -> argparse.Namespace:
     ap.add_argument("--m", type=int, default=6, help="windows per text")
     ap.add_argument("--out", type=Path, default=Path("/tmp/vidb_real"), help="one folder per judge, results.json")
     ap.add_argument("--limit", type=int, default=None, help="items per source (a quick run); default: all")
-    ap.add_argument("--threads", type=int, default=2, help="torch threads (and onnx threads of a cross judge)")
+    ap.add_argument("--threads", type=int, default=2, help="torch threads (and onnx threads of a learned judge)")
     ap.add_argument("--backend", default="onnx", choices=["onnx", "torch"],
-                    help="how a cross judge scores: its int8 ONNX graph (exported when missing) or torch")
+                    help="how a learned judge scores: its int8 ONNX graph (exported when missing) or torch")
     ap.add_argument("--tracemalloc", action="store_true", help="also each stage's traced allocation peak")
     args = ap.parse_args()
     args.sources = [s for s in args.sources.split(",") if s]
@@ -93,11 +93,11 @@ def parse_args() -> argparse.Namespace:
 
 
 def judge_folder(spec: str) -> Path | None:
-    """The model folder of a ``cross`` judge spec (None for other judges)."""
-    from valueflow.judges.cross import DEFAULT_JUDGE
+    """The model folder of a ``learned`` judge spec (None for other judges)."""
+    from valueflow.judges.value_head import DEFAULT_JUDGE
 
     kind, _, arg = spec.partition(":")
-    return Path(arg or DEFAULT_JUDGE) if kind == "cross" else None
+    return Path(arg or DEFAULT_JUDGE) if kind == "learned" else None
 
 
 def slug(spec: str) -> str:
@@ -149,7 +149,7 @@ def limit_per_source(texts: pd.DataFrame, n: int, seed: int = 0) -> pd.DataFrame
 
 
 def trained_on(spec: str, out: Path) -> set[str]:
-    """Normalised texts a ``cross`` judge saved by judge_real.py was trained on (its training_split, rebuilt)."""
+    """Normalised texts a ``learned`` judge saved by judge_real.py was trained on (its training_split, rebuilt)."""
     from hives_real import ingest_sources
     from judge_real import TRAINING_SOURCES, training_split
 
@@ -185,7 +185,7 @@ def build(spec: str, texts_path: Path, root: Path, args: argparse.Namespace, rec
     from builders.collect import CollectConfig, collect
 
     n, name = len(pd.read_parquet(texts_path, columns=["text_id"])), slug(spec)
-    options = {spec: {"backend": args.backend, "threads": args.threads}} if spec.startswith("cross") else {}
+    options = {spec: {"backend": args.backend, "threads": args.threads}} if spec.startswith("learned") else {}
     collect_cfg = CollectConfig(texts=texts_path, judges=[spec], judge_options=options, k=args.k, m=args.m, root=root)
     _, collected = measured(f"{name}: collect", lambda: collect(collect_cfg), record, n)
     _, aggregated = measured(f"{name}: aggregate", lambda: aggregate(AggregateConfig(texts=texts_path, root=root)),
@@ -277,7 +277,7 @@ def main() -> None:
         if folder is not None and not folder.is_dir():
             sys.exit(f"trained judge {folder} not found: run `python3 benchmarks/judge_real.py --out {folder}` first")
         if folder is not None and args.backend == "onnx" and not (folder / "onnx" / "model_qint8.onnx").exists():
-            from valueflow.judges.cross import export_onnx
+            from valueflow.judges.value_head import export_onnx
 
             export_onnx(folder)
     from builders.ingest import IngestConfig, ingest

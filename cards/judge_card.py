@@ -13,17 +13,18 @@ DEFAULT_REPO_ID = "valueflow/vidb-judge"
 
 
 def _metadata(training: dict) -> str:
-    cross = training.get("held_out", {}).get("judges", {}).get("cross", {})
+    learned = training.get("held_out", {}).get("judges", {}).get("learned", {})
     index = []
-    if isinstance(cross.get("pairwise_accuracy"), float):
+    if isinstance(learned.get("pairwise_accuracy"), float):
         index = [{"name": "VIDB judge", "results": [{
             "task": {"type": "text-ranking", "name": "Value intensity (direct rating)"},
             "dataset": {"name": "VIDB", "type": "valueflow/vidb", "split": training["held_out"]["split"]},
-            "metrics": [{"type": "pairwise_accuracy", "name": "Pairwise accuracy", "value": cross["pairwise_accuracy"]}]
-            + ([{"type": "spearman", "name": "Spearman", "value": cross["spearman"]}] if cross.get("spearman") is not None else [])}]}]
+            "metrics": [{"type": "pairwise_accuracy", "name": "Pairwise accuracy", "value": learned["pairwise_accuracy"]}]
+            + ([{"type": "spearman", "name": "Spearman", "value": learned["spearman"]}] if learned.get("spearman") is not None else [])}]}]
     fields = {"language": "en", "license": "apache-2.0", "library_name": "sentence-transformers",
-              "tags": ["sentence-transformers", "cross-encoder", "text-ranking", "human-values", "valueflow"],
-              "datasets": ["valueflow/vidb"], "pipeline_tag": "text-ranking", "base_model": training.get("base_model"),
+              "tags": ["sentence-transformers", "value-intensity", "regression", "human-values", "valueflow"],
+              "datasets": ["valueflow/vidb"], "pipeline_tag": "text-classification",
+              "base_model": training.get("base_model_hub_id") or training.get("base_model"),
               "model-index": index}
     return yaml.safe_dump({k: v for k, v in fields.items() if v not in (None, [])}, sort_keys=False).strip()
 
@@ -38,6 +39,6 @@ def render_judge_card(training: dict, *, repo_id: str = DEFAULT_REPO_ID) -> str:
         extra=bool(training["config"].get("extra")), held_out=held_out,
         min_gap=next(iter(held_out.get("judges", {}).values()), {}).get("min_gap", 2.0),
         citation=PAPER_BIBTEX, reference=PAPER_REFERENCE)
-    cross = held_out.get("judges", {}).get("cross", {})
-    release = card_release_section("judge", repo_id, {"judge": cross, "rows": training.get("rows")})
+    learned = held_out.get("judges", {}).get("learned", {})
+    release = card_release_section("judge", repo_id, {"judge": learned, "rows": training.get("rows")})
     return f"---\n{_metadata(training)}\n---\n\n{body}" + (f"\n{release}" if release else "")

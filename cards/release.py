@@ -122,15 +122,17 @@ def model_load_snippet(repo_id: str, version: str) -> str:
 
 
 def judge_load_snippet(repo_id: str, version: str) -> str:
-    """Markdown: how to load exactly this version of the trained judge and score a text for a value."""
+    """Markdown: how to load exactly this version of the trained judge and score a text for every value."""
     tag = tag_for(version)
     return "\n".join([
         "```python",
-        "from sentence_transformers import CrossEncoder",
-        "from valueflow.judges.cross import value_query",
+        "import json",
+        "from huggingface_hub import hf_hub_download",
+        "from sentence_transformers import SentenceTransformer",
         "",
-        f'judge = CrossEncoder("{repo_id}", revision="{tag}")',
-        'score = judge.predict([(value_query("benevolence"), "Helping a stranger carry groceries up the stairs.")])',
+        f'judge = SentenceTransformer("{repo_id}", revision="{tag}")',
+        f'values = json.load(open(hf_hub_download("{repo_id}", "judge_values.json", revision="{tag}")))["values"]',
+        'scores = dict(zip(values, judge.encode(["Helping a stranger carry groceries up the stairs."])[0]))',
         "```",
     ])
 
@@ -140,7 +142,7 @@ def release_bibtex(kind: str, repo_id: str, version: str, year: int | None = Non
     year = year or date.today().year
     name = repo_id.split("/")[-1]
     key = re.sub(r"[^a-z0-9]", "", f"{name}{version}".lower())
-    what = {"dataset": "VIDB: Value Intensity DataBase", "judge": "VIDB judge: a cross-encoder value-intensity judge"}.get(
+    what = {"dataset": "VIDB: Value Intensity DataBase", "judge": "VIDB judge: a value-intensity judge for 32 values"}.get(
         kind, "HiVES: Hierarchical Value Embedding Space model")
     return "\n".join([
         f"@misc{{{key},",

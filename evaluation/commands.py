@@ -13,7 +13,7 @@ from valueflow.params import DEFAULT_PARAMS
 def evaluate(
     file: Path | None = typer.Argument(None, help="CSV, TSV, JSONL or Parquet with a text column (not needed with --from-log)."),
     value: list[str] = typer.Option(None, "--value", "-v", help="Value to score (repeatable); any alias, e.g. care/harm."),
-    judge: str = typer.Option("embedding", "--judge", "-j", help="Judge spec: embedding, cross[:model], probe[:model], chat:<model>@<url>, transformers:<model>."),
+    judge: str = typer.Option("embedding", "--judge", "-j", help="Judge spec: embedding, learned[:model], chat:<model>@<url>, transformers:<model>."),
     k: int = typer.Option(6, "--k", min=2, help="Window size: the text plus k-1 anchors."),
     m: int = typer.Option(3, "--m", min=1, help="Windows (judge calls) per text and value."),
     sampling: str = typer.Option("bucket", "--sampling", help="Anchor sampling: bucket, random or adaptive."),
@@ -89,7 +89,7 @@ def train_judge(
     out: Path | None = typer.Option(None, "--out", help="Override params: folder of the trained judge."),
     steps: int | None = typer.Option(None, "--steps", help="Override params: training steps."),
 ) -> None:
-    """Train the cross-encoder judge on VIDB (and human-labelled tables); export release/judge with its calibration and card."""
+    """Train the learned judge (frozen encoder + value head) on VIDB and human-labelled tables; export release/judge."""
     from evaluation.train_judge import JudgeTrainConfig
     from evaluation.train_judge import train_judge as run
     from valueflow.io import write_metrics

@@ -48,7 +48,7 @@ class EvalEvaluatorConfig(StageParams):
 
     vidb: str = "release/vidb"
     revision: str | None = None
-    judges: list[str] = Field(default_factory=lambda: ["embedding", "probe"])
+    judges: list[str] = Field(default_factory=lambda: ["embedding", "learned"])
     sampling: list[Literal["bucket", "random", "adaptive"]] = Field(default_factory=lambda: ["bucket", "random", "adaptive"])
     rating: bool = True
     k: int = Field(6, ge=2)
@@ -154,17 +154,11 @@ def _build_judges(vidb: str) -> set[str]:
         return set()
 
 
-def _judge(spec: str, cfg: EvalEvaluatorConfig):
-    from valueflow.judges import make_judge
-
-    options = {"vidb": cfg.vidb} if spec.split(":")[0] == "probe" and Path(cfg.vidb).exists() else {}
-    return make_judge(spec, **options)
-
-
 def evaluate_evaluator(cfg: EvalEvaluatorConfig, root: str | Path = ".") -> dict:
     """Run the stage; returns the metrics written to ``metrics/evaluator.json``."""
     from validation.rejects import RejectSink
     from valueflow.io import write_metrics, write_parquet
+    from valueflow.judges import make_judge
 
     root = Path(root)
     t0 = time.perf_counter()
@@ -185,7 +179,7 @@ def evaluate_evaluator(cfg: EvalEvaluatorConfig, root: str | Path = ".") -> dict
     built_by = _build_judges(cfg.vidb)
     in_build = {}
     for spec in cfg.judges:
-        judge = _judge(spec, cfg)
+        judge = make_judge(spec)
         if judge.name in built_by:  # its rankings made the gold intensities: its figures are not held out
             in_build[spec] = (f"{judge.name} ranked the texts this VIDB was built from: its scores are a consistency "
                               "check against its own rankings, not held-out quality")

@@ -104,14 +104,11 @@ def eval_steering(cfg: EvalSteeringConfig, *, progress: bool = True, evaluator: 
 
 
 def _evaluator(cfg: EvalSteeringConfig, progress: bool):
-    """The anchor evaluator of the configured judge and panel; a probe judge is fitted on the panel's train rows."""
+    """The anchor evaluator of the configured judge and panel."""
     from evaluation.anchor_evaluator import AnchorEvaluator
     from evaluation.anchors import AnchorPanel
     from valueflow.judges import make_judge
 
     panel = AnchorPanel.from_source(cfg.panel, revision=cfg.panel_revision, split=cfg.panel_split)
-    options = dict(cfg.judge_options or {})
-    if cfg.judge.split(":", 1)[0] == "probe" and "vidb" not in options:
-        options["vidb"] = panel.table  # fit the probe on the panel's own train rows, never on the answers' split
-    return AnchorEvaluator(make_judge(cfg.judge, **options), panel, k=cfg.k, m=cfg.m, sampling=cfg.sampling, seed=cfg.seed,
+    return AnchorEvaluator(make_judge(cfg.judge, **dict(cfg.judge_options or {})), panel, k=cfg.k, m=cfg.m, sampling=cfg.sampling, seed=cfg.seed,
                            progress=progress)

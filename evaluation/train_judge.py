@@ -1,40 +1,38 @@
-"""The ``train_judge`` stage: distil VIDB (and optional human-labelled tables) into a cross-encoder judge.
+"""The ``train_judge`` stage: distil VIDB (and optional human-labelled tables) into the learned judge.
 
-A sentence-transformers ``CrossEncoder`` reads (value, text) pairs, the value as
-``valueflow.judges.cross.value_query`` writes it (theory and name), and learns one score per pair:
+The judge (``valueflow.judges.value_head``) is a frozen sentence encoder and a value head: every training text is
+embedded once, and the head, one output per value of the taxonomy, is fitted on the embeddings to the text's
+intensity for its value (VIDB intensity, else the table's ``reference_intensity``, else ``direction`` x
+``direction_intensity`` for tables that only say which way a text leans, such as ValueNet's -1/0/+1). Fitting the
+head on cached embeddings takes seconds, so every labelled row can be used; the encoder pass is the cost.
 
-- ``loss: mse`` (default): pointwise regression of the score on the text's intensity / 10 (VIDB intensity, else
-  the table's ``reference_intensity``, else ``direction`` x ``direction_intensity`` for tables that only say which
-  way a text leans, such as ValueNet's -1/0/+1). ``benchmarks/judge_real.py --loss`` compares the two on held-out
-  real data.
-- ``loss: plistmle``: listwise Plackett-Luce (sentence-transformers' ``PListMLELoss``) over lists of
-  ``list_size`` texts of one value, drawn with a fixed seed and ordered by intensity.
-
-After training, a monotone calibration from raw score to the VIDB scale is fitted on VIDB
-(``valueflow.judges.cross.Calibration``; the validation split when it has enough texts, else train) and saved
-beside the model, and the judge is measured as a direct rater on the VIDB validation split next to the
-zero-shot ``embedding`` judge. ``release/judge`` is then a plain CrossEncoder folder (``CrossEncoder(path)``, no
-remote code) with its calibration, training record and generated card.
+After fitting, a monotone calibration from raw score to the VIDB scale is fitted on VIDB (the validation split
+when it has enough texts, else train) and saved beside the model, and the judge is measured as a direct rater on
+the VIDB validation split next to the zero-shot ``embedding`` judge. ``release/judge`` is then a plain
+sentence-transformers folder of built-in modules (``SentenceTransformer(path).encode(texts)`` gives one raw score
+per value) with the value of each column, its calibration, an int8 ONNX graph, the training record and a
+generated card. ``benchmarks/judge_real.py`` chose this recipe on held-out real data.
 """
 
 from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import ClassVar, Literal
+from typing import ClassVar
 
 import numpy as np
 import pandas as pd
 from pydantic import Field
 
 from validation.rejects import RejectSink
-from valueflow.io import InputError, atomic_dir, read_table, seeded_rng, write_json
-from valueflow.models import DEFAULT_BASE_MODEL
+from valueflow.io import InputError, atomic_dir, read_table, write_json
+from valueflow.judges.value_head import HeadConfig
+from valueflow.models import hub_id
 from valueflow.params import StageParams
 from valueflow.taxonomy import UnknownValueError, get_taxonomy
 
-LOSSES = ("mse", "plistmle")
 TRAINING_RECORD = "judge_training.json"
+DEFAULT_JUDGE_ENCODER = "all-mpnet-base-v2"
 
 
 class JudgeTrainConfig(StageParams):
@@ -45,24 +43,21 @@ class JudgeTrainConfig(StageParams):
     vidb: Path = Path("release/vidb")  # a VIDB release folder (its train split is used) or any table of texts
     split: str | None = "train"
     extra: list[str] = Field(default_factory=list)  # more labelled tables (any texts record), all rows used
-    base_model: str = DEFAULT_BASE_MODEL  # a CrossEncoder or sentence-transformers path or Hub id
+    base_model: str = DEFAULT_JUDGE_ENCODER  # the frozen encoder: a sentence-transformers path or Hub id
     out: Path = Path("release/judge")
     repo_id: str = "valueflow/vidb-judge"
-    loss: Literal["mse", "plistmle"] = "mse"
-    steps: int = Field(300, ge=1)
-    batch_size: int = Field(32, ge=1)
-    learning_rate: float = Field(1e-4, gt=0)
-    warmup_ratio: float = Field(0.1, ge=0, lt=1)
-    max_length: int = Field(128, ge=1)
-    list_size: int = Field(8, ge=2)
+    alpha: float = Field(HeadConfig.alpha, gt=0)  # ridge penalty of the head's shared part
+    value_alpha: float = Field(HeadConfig.value_alpha, gt=0)  # ridge penalty of each value's own residual
     direction_intensity: float = 5.0  # target of a row that has a direction but no intensity
     onnx: bool = True  # also export the int8 ONNX graph (backend=onnx: CPU scoring without torch)
-    seed: int = 0
     root: Path = Path(".")
 
     def check(self) -> None:
         """Re-validate after attribute changes (the fields are checked when the config is built)."""
         type(self).model_validate(self.model_dump())
+
+    def head(self) -> HeadConfig:
+        return HeadConfig(alpha=self.alpha, value_alpha=self.value_alpha)
 
 
 # -- training rows ---------------------------------------------------------------------------------------------
@@ -114,79 +109,29 @@ def judge_rows(df: pd.DataFrame, file: str, sink: RejectSink, direction_intensit
                          "target": target.loc[keep].to_numpy(dtype=float), "split": split})
 
 
-def pointwise_dataset(rows: pd.DataFrame):
-    from datasets import Dataset
-
-    from valueflow.judges.cross import value_query
-
-    queries = {v: value_query(v) for v in rows["value"].unique()}
-    return Dataset.from_dict({"query": rows["value"].map(queries).tolist(), "text": rows["text"].tolist(),
-                              "label": (rows["target"] / 10.0).tolist()})
-
-
-def listwise_dataset(rows: pd.DataFrame, list_size: int, lists: int, seed: int):
-    """``lists`` lists of up to ``list_size`` texts of one value, each value in proportion to its texts."""
-    from datasets import Dataset
-
-    from valueflow.judges.cross import value_query
-
-    rng = seeded_rng("train_judge lists", seed)
-    by_value = {v: g for v, g in rows.groupby("value") if len(g) >= 2}
-    if not by_value:
-        raise InputError("listwise training needs at least one value with 2 or more texts")
-    names = sorted(by_value)
-    weights = np.array([len(by_value[v]) for v in names], dtype=float)
-    out = {"query": [], "docs": [], "labels": []}
-    for v in rng.choice(names, size=lists, p=weights / weights.sum()):
-        g = by_value[v]
-        pick = g.iloc[rng.permutation(len(g))[:list_size]].sort_values("target", ascending=False)
-        out["query"].append(value_query(v))
-        out["docs"].append(pick["text"].tolist())
-        out["labels"].append((pick["target"] / 10.0).tolist())
-    return Dataset.from_dict(out)
-
-
-# -- the stage -------------------------------------------------------------------------------------------------
-def _trainer_args(cfg: JudgeTrainConfig, output_dir: str):
-    from sentence_transformers.cross_encoder import CrossEncoderTrainingArguments
-
-    return CrossEncoderTrainingArguments(
-        output_dir=output_dir, max_steps=cfg.steps, per_device_train_batch_size=cfg.batch_size,
-        learning_rate=cfg.learning_rate, warmup_steps=cfg.warmup_ratio, seed=cfg.seed, data_seed=cfg.seed,
-        save_strategy="no", report_to="none", logging_steps=max(1, cfg.steps // 10), dataloader_drop_last=False,
-    )
-
-
 def fit_judge(cfg: JudgeTrainConfig, rows: pd.DataFrame):
-    """Train the CrossEncoder on ``rows`` (text, value, target); return (model, loss curve)."""
-    import tempfile
+    """Embed ``rows`` (text, value, target) with the frozen encoder and fit the value head on them; return the
+    judge as one ``SentenceTransformer`` (encoder + head) and the values of its output columns."""
+    from valueflow.judges.value_head import build_judge_model, fit_value_head, value_query
+    from valueflow.models import load_sentence_model
 
-    import torch
-    from sentence_transformers import CrossEncoder
-    from sentence_transformers.cross_encoder import CrossEncoderTrainer
-    from sentence_transformers.cross_encoder.losses import MSELoss, PListMLELoss
-
-    from valueflow.models import resolve_model_path
-
-    torch.manual_seed(cfg.seed)
-    model = CrossEncoder(resolve_model_path(cfg.base_model), num_labels=1, max_length=cfg.max_length)
-    if cfg.loss == "mse":
-        dataset, loss = pointwise_dataset(rows), MSELoss(model)
-    else:
-        dataset = listwise_dataset(rows, cfg.list_size, cfg.steps * cfg.batch_size, cfg.seed)
-        loss = PListMLELoss(model)
-    with tempfile.TemporaryDirectory(prefix="judge-trainer-") as scratch:
-        trainer = CrossEncoderTrainer(model=model, args=_trainer_args(cfg, scratch), train_dataset=dataset, loss=loss)
-        trainer.train()
-    curve = [[h["step"], round(h["loss"], 4)] for h in trainer.state.log_history if "loss" in h]
-    return model, curve
+    encoder = load_sentence_model(cfg.base_model)
+    values = [v.name for v in get_taxonomy().values]
+    column = {v: i for i, v in enumerate(values)}
+    texts = pd.unique(rows["text"]).tolist()
+    emb = dict(zip(texts, encoder.encode(texts, batch_size=64, normalize_embeddings=True, convert_to_numpy=True,
+                                         show_progress_bar=len(texts) > 2000)))
+    queries = encoder.encode([value_query(v) for v in values], normalize_embeddings=True, convert_to_numpy=True)
+    head = fit_value_head(np.stack([emb[t] for t in rows["text"]]), rows["value"].map(column).to_numpy(),
+                          rows["target"].to_numpy(dtype=float), queries, cfg.head())
+    return build_judge_model(encoder, head), values
 
 
 def train_judge(cfg: JudgeTrainConfig, echo=print) -> dict:
     """Run the stage: read and check the training rows, train, calibrate, measure, export; return its metrics."""
     from cards.judge_card import render_judge_card
-    from valueflow.judges.cross import CALIBRATION_FILE, Calibration, CrossJudge, export_onnx
     from valueflow.judges.embedding import EmbeddingJudge
+    from valueflow.judges.value_head import CALIBRATION_FILE, Calibration, LearnedJudge, export_onnx, save_judge
 
     started = time.perf_counter()
     cfg.check()
@@ -206,17 +151,17 @@ def train_judge(cfg: JudgeTrainConfig, echo=print) -> dict:
         raise InputError(f"{vidb_path}: no usable training rows for the judge (see data/rejected/train_judge.parquet)")
 
     t = time.perf_counter()
-    model, curve = fit_judge(cfg, train)
+    model, values = fit_judge(cfg, train)
     train_seconds = time.perf_counter() - t
 
     held_out = vidb_rows[vidb_rows["split"] == "validation"] if has_splits else vidb_rows.iloc[:0]
     calib_rows = held_out if len(held_out) >= 20 else train
     out = cfg.root / cfg.out
     with atomic_dir(out) as tmp:
-        model.save(str(tmp))
+        save_judge(model, tmp, values, cfg.base_model, cfg.head())
         if cfg.onnx:
             export_onnx(tmp)
-        judge = CrossJudge(str(tmp))
+        judge = LearnedJudge(str(tmp))
         scores = np.concatenate([judge.scores(v, g["text"].tolist()) for v, g in calib_rows.groupby("value")])
         targets = np.concatenate([g["target"].to_numpy() for _, g in calib_rows.groupby("value")])
         calibration = Calibration.fit(scores, targets)
@@ -226,12 +171,11 @@ def train_judge(cfg: JudgeTrainConfig, echo=print) -> dict:
         if len(held_out) >= 2:
             quality = {"split": "validation", "texts": len(held_out),
                        "judges": {name: rating_quality(j, held_out) for name, j in
-                                  (("cross", judge), ("embedding", EmbeddingJudge()))}}
+                                  (("learned", judge), ("embedding", EmbeddingJudge()))}}
         metrics = {
             "rows": len(train), "rows_by_source": parts, "rejected": sink.count,
-            "rejected_by_reason": sink.counts_by_reason(), "base_model": cfg.base_model, "loss": cfg.loss,
-            "steps": cfg.steps, "batch_size": cfg.batch_size, "learning_rate": cfg.learning_rate,
-            "loss_curve": curve, "calibration": {"fitted_on": "validation" if calib_rows is held_out else "train",
+            "rejected_by_reason": sink.counts_by_reason(), "base_model": cfg.base_model,
+            "base_model_hub_id": hub_id(cfg.base_model), "values": len(values), "calibration": {"fitted_on": "validation" if calib_rows is held_out else "train",
                                                  "texts": len(calib_rows), "knots": len(calibration.x)},
             "held_out": quality, "config": cfg.model_dump(mode="json", exclude={"root"}), "train_seconds": round(train_seconds, 1),
         }
@@ -240,7 +184,7 @@ def train_judge(cfg: JudgeTrainConfig, echo=print) -> dict:
     sink.write()
     metrics["seconds"] = round(time.perf_counter() - started, 1)
     echo(f"trained the judge on {len(train)} rows ({parts}) in {train_seconds:.0f} s; rejected {sink.count}; "
-         f"held-out pairwise accuracy {quality.get('judges', {}).get('cross', {}).get('pairwise_accuracy')}; saved to {cfg.out}")
+         f"held-out pairwise accuracy {quality.get('judges', {}).get('learned', {}).get('pairwise_accuracy')}; saved to {cfg.out}")
     return metrics
 
 

@@ -45,3 +45,18 @@ def refdata() -> Path:
 @pytest.fixture(scope="session")
 def seed_dir(project_root: Path) -> Path:
     return project_root / "data" / "seed" / "texts"
+
+
+@pytest.fixture(scope="session")
+def seed_judge(tmp_path_factory, seed_dir: Path) -> Path:
+    """A learned judge (MiniLM encoder, the offline default that keeps tests small) fitted on the seed corpus's
+    train rows: a folder as ``valueflow train-judge`` writes it."""
+    from evaluation.train_judge import JudgeTrainConfig, train_judge
+    from tests.evaluation.conftest import vidb_rows, write_release
+
+    root = tmp_path_factory.mktemp("seed_judge")
+    write_release(root / "vidb", vidb_rows(seed_dir))
+    cfg = JudgeTrainConfig(vidb=root / "vidb", out=Path("judge"), base_model="all-MiniLM-L6-v2", onnx=False,
+                           root=root)
+    train_judge(cfg, echo=lambda *_: None)
+    return root / "judge"

@@ -75,6 +75,14 @@ def pinned_model(name: str) -> PinnedModel | None:
     return PINNED_MODELS.get(key) or next((m for m in PINNED_MODELS.values() if m.name.lower() == key), None)
 
 
+def hub_id(name: str) -> str:
+    """The Hub id of a model given by a short name (what a card's ``base_model`` must be for the Hub to link it)."""
+    if name.lower() in _DEFAULT_ALIASES:
+        return "sentence-transformers/all-MiniLM-L6-v2"
+    pinned = pinned_model(name)
+    return pinned.hub_id if pinned else name
+
+
 def model_cache_dir() -> Path:
     """Where pinned models are assembled: ``$VALUEFLOW_MODEL_CACHE``, else the user's cache folder."""
     if env := os.environ.get("VALUEFLOW_MODEL_CACHE"):

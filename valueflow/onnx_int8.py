@@ -2,7 +2,7 @@
 
 ``export_int8`` traces a torch module with the TorchScript exporter (``dynamo=False``: the dynamo exporter needs
 onnxscript) and quantises its weights to int8 per channel, activations dynamically. HiVES
-(``hives_model.onnx_export``) and the trained judge (``valueflow.judges.cross``) both export through it, into
+(``hives_model.onnx_export``) and the learned judge (``valueflow.judges.value_head``) both export through it, into
 ``<folder>/onnx/model_qint8.onnx``.
 """
 

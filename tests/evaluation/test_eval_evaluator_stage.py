@@ -36,13 +36,14 @@ def test_test_texts_are_never_anchors(vidb_release):
     assert set(anchors.table["split"]) == {"train", "validation"}
 
 
-def test_stage_writes_metrics_plot_and_scores(vidb_release, tmp_path):
-    cfg = EvalEvaluatorConfig(vidb=str(vidb_release), judges=["embedding", "probe"], sampling=["bucket", "adaptive"],
+def test_stage_writes_metrics_plot_and_scores(vidb_release, seed_judge, tmp_path):
+    learned = f"learned:{seed_judge}"
+    cfg = EvalEvaluatorConfig(vidb=str(vidb_release), judges=["embedding", learned], sampling=["bucket", "adaptive"],
                               repeats=2, progress=False)
     metrics = evaluate_evaluator(cfg, root=tmp_path)
     on_disk = json.loads((tmp_path / "metrics" / "evaluator.json").read_text())
     assert on_disk["judges"] == metrics["judges"]
-    for judge in ("embedding", "probe"):
+    for judge in ("embedding", learned):
         assert set(metrics["judges"][judge]) == {"bucket", "adaptive", "rating"}
         r = metrics["judges"][judge]["bucket"]
         assert r["calls_per_text"] == 3.0 and r["repeats"] == 2 and r["n_texts"] == metrics["counts"]["test_texts"]

@@ -93,14 +93,19 @@ def make_hives_release(folder: Path, version: str = "1.0.0") -> Path:
 
 
 def make_judge_release(folder: Path, version: str = "1.0.0") -> Path:
-    """An untrained CrossEncoder on the base model, with a calibration and a card: what ``train_judge`` exports."""
-    from sentence_transformers import CrossEncoder
+    """An unfitted value head on the base model, with its value list, a calibration and a card: what
+    ``train_judge`` exports."""
+    import torch
+    from sentence_transformers.models import Dense
 
-    from valueflow.judges.cross import CALIBRATION_FILE, Calibration
-    from valueflow.models import resolve_model_path
+    from valueflow.judges.value_head import CALIBRATION_FILE, Calibration, HeadConfig, build_judge_model, save_judge
+    from valueflow.models import load_sentence_model
 
-    CrossEncoder(resolve_model_path("all-MiniLM-L6-v2"), num_labels=1, max_length=64).save(str(folder))
+    values = [v.name for v in get_taxonomy().values]
+    head = Dense(384, len(values), activation_function=torch.nn.Identity())
+    torch.nn.init.normal_(head.linear.weight, generator=torch.Generator().manual_seed(0))
+    save_judge(build_judge_model(load_sentence_model(), [head]), folder, values, "all-MiniLM-L6-v2", HeadConfig())
     (folder / CALIBRATION_FILE).write_text(json.dumps(Calibration([-1.0, 1.0], [-8.0, 8.0], 8.0).to_json()))
-    card = "---\nlicense: apache-2.0\nlibrary_name: sentence-transformers\npipeline_tag: text-ranking\n---\n\n"
+    card = "---\nlicense: apache-2.0\nlibrary_name: sentence-transformers\npipeline_tag: text-classification\n---\n\n"
     (folder / "README.md").write_text(card + f"# VIDB judge {version}\n")
     return folder

@@ -64,17 +64,21 @@ def main(argv: list[str]) -> int:
         np.save(out / "hub_embeddings.npy", hub.encode(sentences))
         np.save(out / "local_embeddings.npy", local.encode(sentences))
     if args.judge:
-        import torch
-        from sentence_transformers import CrossEncoder
+        import json
 
-        from valueflow.judges.cross import load_calibration, value_query
+        import torch
+        from huggingface_hub import hf_hub_download
+        from sentence_transformers import SentenceTransformer
+
+        from valueflow.judges.value_head import CALIBRATION_FILE, VALUES_FILE
 
         torch.set_num_threads(1)
-        pairs = [(value_query("benevolence"), "Helping a stranger carry groceries."), (value_query("justice"), "Stealing bread.")]
-        np.save(out / "hub_judge_scores.npy", CrossEncoder(args.judge, revision=revision, device="cpu").predict(pairs))
-        np.save(out / "local_judge_scores.npy", CrossEncoder(args.local_judge, device="cpu").predict(pairs))
-        calibration = load_calibration(args.judge)  # fetched from the Hub repo beside the weights
-        (out / "judge_calibration.json").write_text("null" if calibration is None else __import__("json").dumps(calibration.to_json()))
+        texts = ["Helping a stranger carry groceries.", "Stealing bread."]
+        np.save(out / "hub_judge_scores.npy", SentenceTransformer(args.judge, revision=revision, device="cpu").encode(texts))
+        np.save(out / "local_judge_scores.npy", SentenceTransformer(args.local_judge, device="cpu").encode(texts))
+        for name, saved in ((CALIBRATION_FILE, "judge_calibration.json"), (VALUES_FILE, "judge_values.json")):
+            # fetched from the Hub repo beside the weights, at the tag
+            (out / saved).write_text(Path(hf_hub_download(args.judge, name, revision=revision)).read_text())
     return 0
 
 

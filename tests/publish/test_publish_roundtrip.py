@@ -85,7 +85,8 @@ def test_sentence_transformer_at_the_version_tag_encodes_exactly_like_the_local_
 def test_judge_at_the_version_tag_scores_exactly_like_the_local_folder_with_its_calibration(roundtrip):
     hub = np.load(roundtrip["out"] / "hub_judge_scores.npy")
     local = np.load(roundtrip["out"] / "local_judge_scores.npy")
-    assert hub.shape == local.shape == (2,)
+    values = json.loads((roundtrip["out"] / "judge_values.json").read_text())["values"]
+    assert hub.shape == local.shape == (2, len(values)) and len(values) == 32  # every value scored in one pass
     np.testing.assert_array_equal(hub, local)
     assert json.loads((roundtrip["out"] / "judge_calibration.json").read_text())["knots_y"] == [-8.0, 8.0]
 

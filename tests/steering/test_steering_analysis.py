@@ -107,8 +107,8 @@ def test_regime_thresholds():
     assert regime(None, None, th) == "weak"
 
 
-def test_default_pipeline_on_the_controls(tmp_path, project_root, monkeypatch):
-    """steer + eval-steering on the two controls with the probe judge: oracle steered, null flat, figures written."""
+def test_default_pipeline_on_the_controls(tmp_path, project_root, seed_judge, monkeypatch):
+    """steer + eval-steering on the two controls with a learned judge: oracle steered, null flat, figures written."""
     monkeypatch.chdir(tmp_path)
     seed = str(project_root / "data" / "seed" / "texts")
     params = {
@@ -118,7 +118,7 @@ def test_default_pipeline_on_the_controls(tmp_path, project_root, monkeypatch):
                   "multi_targets": [{"benevolence": 2, "power": 1}, {"benevolence": -2, "power": 2},
                                     {"benevolence": 1, "power": -1, "hedonism": 2}],
                   "exemplars": seed, "out": "data/responses.parquet", "cache_dir": "cache"},
-        "eval_steering": {"judge": "probe", "panel": seed, "m": 2},
+        "eval_steering": {"judge": f"learned:{seed_judge}", "panel": seed, "m": 2},
     }
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     runner = CliRunner()

@@ -55,7 +55,7 @@ class Judge(abc.ABC):
 def answers_from_scores(judge_name: str, value: str, windows: Sequence[Sequence[str]], scores) -> list[JudgeAnswer]:
     """One answer per window from a score per text (the windows' texts in order, flattened): highest first.
 
-    What every judge that scores texts one by one (embedding, probe, cross) answers; the prompt hash names the
+    What every judge that scores texts one by one (embedding, learned) answers; the prompt hash names the
     judge, the value and the window, so a cached ranking is never mistaken for another's.
     """
     import hashlib

@@ -4,9 +4,8 @@ Imported by the package ``valueflow/judges/__init__.py`` (never by ``base.py``, 
 Add one line per judge module here.
 """
 import valueflow.judges.chat
-import valueflow.judges.cross
 import valueflow.judges.embedding
-import valueflow.judges.probe
 import valueflow.judges.reference
 import valueflow.judges.simulated
-import valueflow.judges.transformers_judge  # noqa: F401
+import valueflow.judges.transformers_judge
+import valueflow.judges.value_head  # noqa: F401

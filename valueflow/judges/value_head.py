@@ -2,8 +2,9 @@
 
 A text is embedded once; the head maps the embedding to one raw score per value of the taxonomy (how strongly
 the text supports, high, or opposes, low, that value). The head is value-conditioned: the output row of value v is
-``u0 + U q(v) + r_v``, where q(v) is the encoder's embedding of the value's name and definition, u0 and U are
-shared by all values and r_v is a strongly penalised residual of the value's own. A value with few labelled texts
+``u0 + u1 * q(v) + r_v``, where q(v) is the encoder's embedding of the value's name and definition, u0 and u1 are
+shared by all values (elementwise: the same few parameters as a ridge on the features
+[e(t), e(t) * q(v)]) and r_v is a strongly penalised residual of the value's own. A value with few labelled texts
 therefore borrows what its neighbours in the encoder's space learned, and one with many can depart from them.
 
 Measured on held-out real data (``benchmarks/judge_real.py``), a frozen all-mpnet-base-v2 with this head orders
@@ -49,89 +50,57 @@ def value_query(value: str) -> str:
 class HeadConfig:
     """How the value head is fitted on frozen embeddings (the ``train_judge`` params carry the same names)."""
 
-    hidden: int = 0  # 0: a linear head; else one hidden Tanh layer of this width
-    epochs: int = 300
-    learning_rate: float = 3e-3
-    weight_decay: float = 1e-4
-    residual_penalty: float = 1e-2  # L2 on each value's own residual r_v, relative to the shared part
-    pairwise_weight: float = 1.0  # + a RankNet loss over same-value pairs of a batch (the order is what is judged)
-    batch_size: int = 512
-    seed: int = 0
+    alpha: float = 10.0  # ridge penalty of the shared part (u0, u1): what supporting any value looks like
+    value_alpha: float = 30.0  # ridge penalty of each value's own residual r_v (strong: few texts per value)
 
 
 def fit_value_head(x: np.ndarray, value_index: np.ndarray, target: np.ndarray, queries: np.ndarray,
-                   cfg: HeadConfig = HeadConfig(), weight: np.ndarray | None = None):
+                   cfg: HeadConfig = HeadConfig()):
     """Fit the head on embeddings ``x`` (n, d) of rows labelled ``target`` (VIDB scale) for value
     ``value_index`` (n,), given the value query embeddings ``queries`` (V, d); return the built-in
-    sentence-transformers ``Dense`` modules that compute all V scores, and the loss curve (per 10 % of epochs).
+    sentence-transformers ``Dense`` module that computes all V scores (on the VIDB scale, before calibration).
 
-    Loss: MSE on target / 10 plus ``pairwise_weight`` x a logistic loss on every same-value pair of a batch
-    whose targets differ, in the direction of the targets. Full-batch-style epochs over cached embeddings cost
-    milliseconds, so thousands of rows train in seconds on a CPU.
+    Two closed-form ridge fits, no epochs to tune: the shared part on the features [e, e * q(v)] with a bias per
+    value, then each value's own residual on its rows' remaining error. A head trained by gradient descent with a
+    free row per value fitted the seed corpus's training texts perfectly and ranked its test texts near chance
+    (0.54-0.56 pairwise); the penalised closed form reached 0.64 on the same split.
     """
     import torch
     from sentence_transformers.models import Dense
+    from sklearn.linear_model import Ridge
 
-    torch.manual_seed(cfg.seed)
-    rng = np.random.default_rng(cfg.seed)
-    xt = torch.as_tensor(x, dtype=torch.float32)
-    vt = torch.as_tensor(value_index, dtype=torch.long)
-    yt = torch.as_tensor(target, dtype=torch.float32) / 10.0
-    wt = torch.as_tensor(np.ones(len(x)) if weight is None else weight, dtype=torch.float32)
-    q = torch.as_tensor(queries, dtype=torch.float32)
-    n_values, dim = q.shape
-    width = cfg.hidden or dim
-    hidden = torch.nn.Linear(dim, width) if cfg.hidden else None
-    u0 = torch.nn.Parameter(torch.zeros(width))
-    u = torch.nn.Parameter(torch.zeros(width, dim))
-    residual = torch.nn.Parameter(torch.zeros(n_values, width))
-    bias = torch.nn.Parameter(torch.zeros(n_values))
-    params = [u0, u, residual, bias] + (list(hidden.parameters()) if hidden else [])
-    opt = torch.optim.AdamW(params, lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
-
-    def rows_of_head() -> torch.Tensor:  # (V, width): each value's output row
-        return u0 + q @ u.T + residual
-
-    curve = []
-    for epoch in range(cfg.epochs):
-        total = 0.0
-        for idx in np.array_split(rng.permutation(len(x)), max(1, len(x) // cfg.batch_size)):
-            idx_t = torch.as_tensor(idx)
-            h = torch.tanh(hidden(xt[idx_t])) if hidden else xt[idx_t]
-            v, y, w = vt[idx_t], yt[idx_t], wt[idx_t]
-            pred = (h * rows_of_head()[v]).sum(1) + bias[v]
-            loss = (w * (pred - y) ** 2).sum() / w.sum()
-            if cfg.pairwise_weight:
-                same = (v[:, None] == v[None, :]) & (y[:, None] > y[None, :])
-                if same.any():
-                    margin = (pred[:, None] - pred[None, :])[same] * 10.0
-                    pair_w = (w[:, None] * w[None, :])[same]
-                    loss = loss + cfg.pairwise_weight * (pair_w * torch.nn.functional.softplus(-margin)).sum() / pair_w.sum()
-            loss = loss + cfg.residual_penalty * residual.pow(2).sum() / n_values
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            total += float(loss)
-        if (epoch + 1) % max(1, cfg.epochs // 10) == 0:
-            curve.append([epoch + 1, round(total, 4)])
+    n_values, dim = queries.shape
+    onehot = np.eye(n_values)[value_index]
+    shared = Ridge(alpha=cfg.alpha).fit(np.hstack([x, x * queries[value_index], onehot]), target)
+    u0, u1, value_bias = shared.coef_[:dim], shared.coef_[dim:2 * dim], shared.coef_[2 * dim:]
+    rows = u0 + u1 * queries  # (V, d): each value's output row
+    bias = value_bias + shared.intercept_
+    residual = target - ((x * rows[value_index]).sum(1) + bias[value_index])
+    for v in np.unique(value_index):
+        mine = value_index == v
+        own = Ridge(alpha=cfg.value_alpha).fit(x[mine], residual[mine])
+        rows[v] += own.coef_
+        bias[v] += own.intercept_
+    head = Dense(dim, n_values, bias=True, activation_function=torch.nn.Identity())
     with torch.no_grad():
-        out = Dense(width, n_values, bias=True, activation_function=torch.nn.Identity())
-        out.linear.weight.copy_(rows_of_head())
-        out.linear.bias.copy_(bias)
-        modules = [out]
-        if hidden:
-            first = Dense(dim, width, bias=True, activation_function=torch.nn.Tanh())
-            first.linear.load_state_dict(hidden.state_dict())
-            modules.insert(0, first)
-    return modules, curve
+        head.linear.weight.copy_(torch.as_tensor(rows, dtype=torch.float32))
+        head.linear.bias.copy_(torch.as_tensor(bias, dtype=torch.float32))
+    return head
 
 
-def build_judge_model(encoder, head_modules: list) -> object:
-    """A ``SentenceTransformer`` of the encoder's modules followed by the head (only built-in modules)."""
+def build_judge_model(encoder, head) -> object:
+    """A ``SentenceTransformer`` of the encoder's modules followed by the head (only built-in modules).
+
+    The head was fitted on unit-length embeddings, so a ``Normalize`` module sits before it even when the encoder
+    has none of its own.
+    """
     from sentence_transformers import SentenceTransformer
+    from sentence_transformers.models import Normalize
 
-    return SentenceTransformer(modules=[*(encoder[i] for i in range(len(encoder))), *head_modules],
-                               device="cpu")
+    modules = [encoder[i] for i in range(len(encoder))]
+    if not isinstance(modules[-1], Normalize):
+        modules.append(Normalize())
+    return SentenceTransformer(modules=[*modules, head], device="cpu")
 
 
 def save_judge(model, folder: Path, values: Sequence[str], base_model: str, head: HeadConfig) -> None:

@@ -1,5 +1,5 @@
-"""The trained judge: trains on a tiny VIDB, reloads identically, rates on the VIDB scale, rejects bad rows with
-reasons, and works wherever a judge is named (evaluate, collect, eval-steering)."""
+"""The learned judge: trains on a tiny VIDB, reloads as a plain sentence-transformers model that scores every value
+at once, rates on the VIDB scale, rejects bad rows with reasons, and works wherever a judge is named."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import yaml
 
 from evaluation.train_judge import JudgeTrainConfig, train_judge
 from valueflow.judges import make_judge
-from valueflow.judges.cross import CALIBRATION_FILE, Calibration, value_query
+from valueflow.judges.value_head import CALIBRATION_FILE, VALUES_FILE, Calibration
 
 
 @pytest.fixture(scope="module")
@@ -22,26 +22,47 @@ def trained_judge(tmp_path_factory, vidb_release: Path) -> tuple[Path, dict]:
     bad = pd.DataFrame({"text": ["Helping a neighbour carry shopping.", "", "A text of no known value."],
                         "value": ["benevolence", "justice", "kindness-to-robots"], "reference_intensity": [4.0, 3.0, 5.0]})
     bad.to_csv(root / "extra.csv", index=False)
-    cfg = JudgeTrainConfig(vidb=vidb_release, extra=["extra.csv"], out=Path("release/judge"), steps=8, batch_size=8,
-                           max_length=48, root=root)
+    # the offline default encoder keeps the test small; the pipeline's default is all-mpnet-base-v2
+    cfg = JudgeTrainConfig(vidb=vidb_release, extra=["extra.csv"], out=Path("release/judge"),
+                           base_model="all-MiniLM-L6-v2", root=root)
     metrics = train_judge(cfg, echo=lambda *_: None)
     return root, metrics
 
 
-def test_judge_folder_reloads_as_a_plain_cross_encoder_and_scores_identically(trained_judge, vidb_release):
-    from sentence_transformers import CrossEncoder
+def test_judge_folder_reloads_as_a_plain_sentence_transformer_scoring_every_value(trained_judge, vidb_release):
+    from sentence_transformers import SentenceTransformer
+
+    from valueflow.taxonomy import get_taxonomy
 
     root, _ = trained_judge
     folder = root / "release" / "judge"
+    values = json.loads((folder / VALUES_FILE).read_text())["values"]
+    assert values == [v.name for v in get_taxonomy().values]  # one output column per value of the taxonomy
     texts = pd.read_parquet(vidb_release / "data" / "full" / "test.parquet")
     sample = texts[texts["value"] == "benevolence"]["text"].tolist()[:10]
-    plain = CrossEncoder(str(folder)).predict([(value_query("benevolence"), t) for t in sample])
-    judge = make_judge(f"cross:{folder}")
-    assert np.allclose(judge.scores("benevolence", sample), plain, atol=1e-5)
+    plain = SentenceTransformer(str(folder)).encode(sample)
+    assert plain.shape == (10, len(values))
+    judge = make_judge(f"learned:{folder}")
+    col = values.index("benevolence")
+    assert np.allclose(judge.scores("benevolence", sample), plain[:, col], atol=1e-5)
+    assert np.allclose(judge.all_scores(sample), plain, atol=1e-5)
     order = judge.rank_windows("benevolence", [sample[:4]])[0].order
-    assert sorted(order) == [0, 1, 2, 3] and list(order) == list(np.argsort(-plain[:4], kind="stable"))
+    assert sorted(order) == [0, 1, 2, 3] and list(order) == list(np.argsort(-plain[:4, col], kind="stable"))
     ratings = judge.rate("Benevolence", sample)  # any alias
     assert all(-10 <= r <= 10 for r in ratings)
+
+
+def test_the_judge_orders_held_out_texts_of_its_training_values(trained_judge, vidb_release):
+    from valueflow.stats import pairwise_accuracy
+
+    root, metrics = trained_judge
+    test = pd.read_parquet(vidb_release / "data" / "full" / "test.parquet")
+    judge = make_judge(f"learned:{root / 'release' / 'judge'}")
+    pred = np.concatenate([judge.scores(v, g["text"].tolist()) for v, g in test.groupby("value")])
+    gold = np.concatenate([g["intensity"].to_numpy() for _, g in test.groupby("value")])
+    groups = np.concatenate([g["value"].to_numpy() for _, g in test.groupby("value")])
+    assert pairwise_accuracy(pred, gold, groups, min_gap=2.0) > 0.6  # chance is 0.5
+    assert metrics["held_out"]["judges"]["learned"]["pairwise_accuracy"] > 0.6
 
 
 def test_onnx_backend_scores_like_torch_from_the_exported_int8_graph(trained_judge, vidb_release):
@@ -49,13 +70,13 @@ def test_onnx_backend_scores_like_torch_from_the_exported_int8_graph(trained_jud
     folder = root / "release" / "judge"
     assert (folder / "onnx" / "model_qint8.onnx").exists()
     texts = pd.read_parquet(vidb_release / "data" / "full" / "train.parquet")["text"].tolist()[:40]
-    torch_scores = make_judge(f"cross:{folder}").scores("justice", texts)
-    onnx_scores = make_judge(f"cross:{folder}", backend="onnx").scores("justice", texts)
-    # same scale (the calibration applies to both) and, up to int8 rounding, the same scores
-    assert np.abs(onnx_scores - torch_scores).max() < 0.05
-    assert np.corrcoef(onnx_scores, torch_scores)[0, 1] > 0.9
+    torch_scores = make_judge(f"learned:{folder}").all_scores(texts)
+    onnx_scores = make_judge(f"learned:{folder}", backend="onnx").all_scores(texts)
+    # same scale (the calibration applies to both) and, up to int8 rounding, the same scores (VIDB points)
+    assert np.abs(onnx_scores - torch_scores).max() < 0.5
+    assert np.corrcoef(onnx_scores.ravel(), torch_scores.ravel())[0, 1] > 0.99
     with pytest.raises(ValueError, match="backend"):
-        make_judge(f"cross:{folder}", backend="tensorrt")
+        make_judge(f"learned:{folder}", backend="tensorrt")
 
 
 def test_calibration_is_strictly_monotone_and_continues_past_its_knots(trained_judge):
@@ -84,16 +105,16 @@ def test_card_names_data_loss_held_out_metrics_usage_and_citation(trained_judge)
     root, metrics = trained_judge
     card = (root / "release" / "judge" / "README.md").read_text()
     meta = yaml.safe_load(card.split("---")[1])
-    assert meta["library_name"] == "sentence-transformers" and "cross-encoder" in meta["tags"]
-    assert "pointwise regression" in card and f"{metrics['steps']} steps" in card
-    assert "| `cross` |" in card and "| `embedding` |" in card  # held-out figures beside the zero-shot judge
-    assert 'CrossEncoder("valueflow/vidb-judge")' in card and "@misc" in card
+    assert meta["library_name"] == "sentence-transformers" and meta["base_model"] == "sentence-transformers/all-MiniLM-L6-v2"
+    assert f"(penalty {metrics['config']['alpha']})" in card
+    assert "| `learned` |" in card and "| `embedding` |" in card  # held-out figures beside the zero-shot judge
+    assert 'SentenceTransformer("valueflow/vidb-judge")' in card and "@misc" in card
     index = meta["model-index"][0]["results"][0]
     assert index["dataset"]["split"] == "validation"
-    assert index["metrics"][0]["value"] == metrics["held_out"]["judges"]["cross"]["pairwise_accuracy"]
+    assert index["metrics"][0]["value"] == metrics["held_out"]["judges"]["learned"]["pairwise_accuracy"]
 
 
-def test_cross_judge_in_the_evaluate_command_ranks_and_rates(trained_judge, vidb_release, tmp_path):
+def test_learned_judge_in_the_evaluate_command_ranks_and_rates(trained_judge, vidb_release, tmp_path):
     from typer.testing import CliRunner
 
     from valueflow.cli import app
@@ -104,21 +125,21 @@ def test_cross_judge_in_the_evaluate_command_ranks_and_rates(trained_judge, vidb
     for mode in ("ranking", "rating"):
         out = tmp_path / f"{mode}.parquet"
         result = CliRunner().invoke(app, ["evaluate", str(texts), "-v", "benevolence", "--judge",
-                                          f"cross:{root / 'release' / 'judge'}", "--vidb", str(vidb_release),
+                                          f"learned:{root / 'release' / 'judge'}", "--vidb", str(vidb_release),
                                           "--mode", mode, "--out", str(out)])
         assert result.exit_code == 0, result.output
         scores = pd.read_parquet(out)
-        assert scores["intensity"].notna().all() and scores["judge"].str.startswith("cross:").all()
+        assert scores["intensity"].notna().all() and scores["judge"].str.startswith("learned:").all()
 
 
-def test_cross_judge_collects_rankings(trained_judge, seed_dir, tmp_path):
+def test_learned_judge_collects_rankings(trained_judge, seed_dir, tmp_path):
     from builders.collect import CollectConfig, collect
     from builders.ingest import IngestConfig, ingest
 
     root, _ = trained_judge
     texts, _ = ingest(IngestConfig(sources=["seed"], seed_dir=seed_dir, out=Path("data/texts.parquet"), root=tmp_path))
     texts[texts["value"] == "benevolence"].head(12).to_parquet(tmp_path / "data" / "texts.parquet", index=False)
-    cfg = CollectConfig(judges=[f"cross:{root / 'release' / 'judge'}"], k=4, m=2, root=tmp_path)
+    cfg = CollectConfig(judges=[f"learned:{root / 'release' / 'judge'}"], k=4, m=2, root=tmp_path)
     rankings, _ = collect(cfg)
-    assert len(rankings) == 12 * 2 // 4 and rankings["judge"].str.startswith("cross:").all()
+    assert len(rankings) == 12 * 2 // 4 and rankings["judge"].str.startswith("learned:").all()
     assert all(sorted(o) == sorted(w) for o, w in zip(rankings["order"], rankings["window"]))
