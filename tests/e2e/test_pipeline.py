@@ -20,8 +20,9 @@ TINY = {
     "train_hives": {"stage1": {"steps": 12}, "stage2": {"steps": 4}},
     "eval_hives": {"check_texts": 40},
     "steer": {"max_queries": 3},
-    "train_judge": {"steps": 30, "batch_size": 32},
-    "eval_evaluator": {"judges": ["embedding", "cross"], "sampling": ["bucket", "adaptive"], "repeats": 2},
+    # the judge on the small encoder: all-mpnet-base-v2 (the default) would embed the seed corpus three times over
+    "train_judge": {"base_model": "all-MiniLM-L6-v2"},
+    "eval_evaluator": {"judges": ["embedding", "learned"], "sampling": ["bucket", "adaptive"], "repeats": 2},
 }
 
 
@@ -98,24 +99,24 @@ def test_repro_trains_and_exports_hives(clone, repro):
 
 
 def test_repro_trains_the_judge_and_measures_it_beside_the_others(clone, repro):
-    from sentence_transformers import CrossEncoder
+    from sentence_transformers import SentenceTransformer
 
-    judge = CrossEncoder(str(clone / "release" / "judge"), device="cpu")
-    assert judge.predict([("benevolence", "I kept my promise to my sister.")]).shape == (1,)
+    judge = SentenceTransformer(str(clone / "release" / "judge"), device="cpu")
+    assert judge.encode(["I kept my promise to my sister."]).shape == (1, 32)  # one score per value
     assert (clone / "release" / "judge" / "vidb_calibration.json").exists()
     evaluator = json.loads((clone / "metrics" / "evaluator.json").read_text())
-    assert {"embedding", "cross"} <= set(evaluator["judges"])
-    assert evaluator["judges"]["cross"]["rating"]["pairwise_accuracy"] is not None
+    assert {"embedding", "learned"} <= set(evaluator["judges"])
+    assert evaluator["judges"]["learned"]["rating"]["pairwise_accuracy"] is not None
 
 
 def test_repro_measures_the_evaluator_and_the_steering_controls(clone, repro):
     evaluator = json.loads((clone / "metrics" / "evaluator.json").read_text())
     assert evaluator["judges"]
     steering = json.loads((clone / "metrics" / "steering.json").read_text())
-    # held out: the oracle answers with VIDB test texts, scored by the cross judge trained on the train split only
-    assert steering["judge"].startswith("cross:")
+    # held out: the oracle answers with VIDB test texts, scored by the learned judge fitted on the train split only
+    assert steering["judge"].startswith("learned:")
     oracle, null = steering["models"]["oracle"], steering["models"]["null"]
-    assert oracle["median_monotonicity"] >= 0.4 and oracle["median_slope"] >= 1.0  # moderate or better (a 30-step judge)
+    assert oracle["median_monotonicity"] >= 0.4 and oracle["median_slope"] >= 1.0  # moderate or better
     assert abs(null["median_slope"]) < 0.5
     for figure in ("dose_response.png", "composition_arrows.png", "composition_heatmap.png"):
         assert (clone / "plots" / "steering" / figure).stat().st_size > 10_000
