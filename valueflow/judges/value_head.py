@@ -236,10 +236,15 @@ def _looks_like_hub_id(path: str, given: str | None) -> bool:
 
 
 def _fingerprint(folder: Path) -> str:
-    """Changes when the weights change, so cached rankings of an older judge are never reused."""
-    weights = sorted(folder.rglob("*.safetensors"))
-    stamp = "|".join(f"{p.relative_to(folder)}:{p.stat().st_size}:{int(p.stat().st_mtime)}" for p in weights)
-    return hashlib.sha1((stamp or str(folder)).encode()).hexdigest()[:10]
+    """A hash of the weights' contents: cached rankings of another judge are never reused, and the same judge
+    restored elsewhere (``dvc pull``, a Hub download) keeps its name."""
+    digest = hashlib.sha1()
+    for path in sorted(folder.rglob("*.safetensors")):
+        digest.update(str(path.relative_to(folder)).encode())
+        with open(path, "rb") as f:
+            while block := f.read(1 << 22):
+                digest.update(block)
+    return digest.hexdigest()[:10]
 
 
 class Calibration:
