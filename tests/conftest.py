@@ -60,3 +60,16 @@ def seed_judge(tmp_path_factory, seed_dir: Path) -> Path:
                            root=root)
     train_judge(cfg, echo=lambda *_: None)
     return root / "judge"
+
+
+@pytest.fixture(scope="session")
+def check_lock(project_root: Path):
+    """CI's stale-lock check, ``.ci/check_lock.py``, as a module (its folder is not a package)."""
+    import importlib.util
+    import sys
+
+    spec = importlib.util.spec_from_file_location("check_lock", project_root / ".ci" / "check_lock.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["check_lock"] = module
+    spec.loader.exec_module(module)
+    return module
