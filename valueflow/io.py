@@ -17,6 +17,15 @@ import numpy as np
 import pandas as pd
 
 
+def warn(message: str) -> None:
+    """One ``warning:`` line on stderr for a problem that does not stop the run (redacted like every message)."""
+    import sys
+
+    from valueflow.redact import redact
+
+    print(f"warning: {redact(message)}", file=sys.stderr, flush=True)
+
+
 class InputError(ValueError):
     """A whole input file cannot be used; the message names the file and the reason.
 
@@ -116,6 +125,40 @@ def check_writable(path: str | Path) -> Path:
     return path
 
 
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        if a.exists() and b.exists():
+            return os.path.samefile(a, b)
+        return a.resolve() == b.resolve()
+    except OSError:
+        return False
+
+
+def check_outputs(outputs: dict[str, str | Path | None], inputs: dict[str, str | Path | None]) -> None:
+    """Before any work: no output (out, log, store, rejected rows, metrics, receipt) is one of the inputs, and
+    every output file can be written. ``outputs`` and ``inputs`` map what a path is (``--out``, ``texts``) to the
+    path; None entries are skipped.
+
+    One check for every command, so ``--out`` naming the input file is exit 2 with nothing written instead of the
+    texts replaced by scores. Paths are compared resolved (links, ``..``), by inode where both exist.
+    """
+    given_in = {name: Path(p) for name, p in inputs.items() if p is not None}
+    seen: dict[Path, str] = {}
+    for name, p in outputs.items():
+        if p is None:
+            continue
+        out = Path(p)
+        for in_name, inp in given_in.items():
+            if _same_file(out, inp):
+                raise InputError(f"{out}: {name} is the input {in_name}; choose another path (nothing was written)")
+        for other, other_name in seen.items():
+            if _same_file(out, other):
+                raise InputError(f"{out}: {name} and {other_name} are the same file; choose another path (nothing was written)")
+        seen[out] = name
+        if not name.endswith(("store", "folder")):  # a folder output (a store, a release) is made as needed
+            check_writable(out)
+
+
 def write_parquet(df: pd.DataFrame, path: str | Path) -> Path:
     with atomic_path(path) as tmp:
         df.to_parquet(tmp, index=False)
@@ -191,6 +234,19 @@ def write_metrics(name: str, metrics: dict, root: str | Path = ".", out: str | P
     return write_json(metrics, stage_records(name, out, root)[0])
 
 
+def regular_file(path: str | Path, what: str = "file") -> Path:
+    """``path`` if it is a regular file; else one clear :class:`InputError`. A FIFO or a device would block or
+    never end when read, a folder is a typo: each is refused before it is opened."""
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"{path}: {what} not found")
+    if path.is_dir():
+        raise InputError(f"{path}: is a folder, not a {what}")
+    if not path.is_file():
+        raise InputError(f"{path}: not a regular file (a FIFO, socket or device); give a {what}")
+    return path
+
+
 TABLE_SUFFIXES = (".csv", ".tsv", ".jsonl", ".json", ".parquet")
 
 
@@ -200,9 +256,7 @@ def read_table(path: str | Path, *, required: tuple[str, ...] = (), sep: str | N
     Refused (``InputError``): a missing file, an empty file, a file that is not UTF-8 (with the byte offset), an
     unknown format, and a file without the ``required`` columns. The file itself is never changed.
     """
-    path = Path(path)
-    if not path.exists():
-        raise InputError(f"{path}: file not found")
+    path = regular_file(path)
     if path.stat().st_size == 0:
         raise InputError(f"{path}: file is empty")
     suffix = path.suffix.lower()

@@ -210,7 +210,7 @@ class CrossJudge(Judge):
         return [float(x) for x in self.calibration(self.scores(value, texts))]
 
 
-@register_judge("cross")
+@register_judge("cross", options_of=CrossJudge)
 def _make(model: str | None = None, **options: object) -> CrossJudge:
     """``cross`` or ``cross:<folder or Hub id>``; options batch_size=, device=, backend= (torch, onnx), threads=."""
     return CrossJudge(model=model, **options)  # type: ignore[arg-type]

@@ -142,7 +142,7 @@ class ProbeJudge(Judge):
         return [float(x) for x in np.clip(pred, -10.0, 10.0)]
 
 
-@register_judge("probe")
+@register_judge("probe", options_of=ProbeJudge)
 def _make(model: str | None = None, **options: object) -> ProbeJudge:
     """``probe`` or ``probe:<model>``; options vidb=, alpha=, batch_size=, device=."""
     return ProbeJudge(model=model, **options)  # type: ignore[arg-type]

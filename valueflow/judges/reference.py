@@ -69,6 +69,6 @@ class ReferenceJudge(Judge):
         return [self._label(value, t) for t in texts]
 
 
-@register_judge("reference")
+@register_judge("reference", options_of=ReferenceJudge)
 def _make(source: str = "labels", **options: object) -> ReferenceJudge:
     return ReferenceJudge(source=source, **options)  # type: ignore[arg-type]
