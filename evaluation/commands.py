@@ -140,18 +140,22 @@ def steer(
     max_queries: int | None = typer.Option(None, "--max-queries", help="Override params: use only the first N queries."),
     out: Path | None = typer.Option(None, "--out", help="Override params: output responses Parquet."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
+    min_success: float = typer.Option(1.0, "--min-success", help=MIN_SUCCESS_HELP),
 ) -> None:
     """Ask every backend every (query, format, target, sample) prompt -> data/responses.parquet (resumable)."""
     from evaluation.steer import SteerConfig
     from evaluation.steer import steer as run_steer
 
+    check_min_success(min_success)
     cfg = SteerConfig.load(params, queries=queries, values=value or None, intensities=intensity or None,
                            formats=fmt or None, samples=samples, max_queries=max_queries, out=out)
-    _, metrics = run_steer(cfg, progress=not quiet)
+    df, metrics = run_steer(cfg, progress=not quiet)
     for name, b in metrics["backends"].items():
         typer.echo(f"{name} ({b['kind']}): {b['planned']} prompts, {b['reused']} reused, {b['generated']} generated, "
                    f"{b['failed']} failed, {b['refused']} refused")
     typer.echo(f"{metrics['responses']} responses -> {cfg.out}")
+    reasons = df.loc[df["response"].isna(), "error"].value_counts().to_dict()
+    check_success(metrics["answered"], metrics["responses"], "prompts", min_success, reasons)
 
 
 def eval_steering(

@@ -18,6 +18,7 @@ import pandera.pandas as pa
 from pandera.errors import SchemaErrors
 
 from valueflow.io import stage_records, write_parquet
+from valueflow.redact import redact
 
 REJECTED_DIR = Path("data/rejected")
 REJECT_COLUMNS = ["stage", "file", "row", "column", "reason", "record"]
@@ -42,8 +43,8 @@ class RejectSink:
                     "file": str(file),
                     "row": int(number),
                     "column": column,
-                    "reason": reason,
-                    "record": json.dumps(_plain(record.to_dict()), ensure_ascii=False, default=str),
+                    "reason": redact(reason),  # a reason or a record may quote what a server sent back
+                    "record": redact(json.dumps(_plain(record.to_dict()), ensure_ascii=False, default=str)),
                 }
             )
 

@@ -159,6 +159,53 @@ def check_outputs(outputs: dict[str, str | Path | None], inputs: dict[str, str |
             check_writable(out)
 
 
+def read_part_or_drop(path: Path) -> pd.DataFrame | None:
+    """A Parquet part of a store (collected rankings, a window design), or None when it cannot be read.
+
+    A part that a kill or a full disk cut short (or that is not Parquet at all) is set aside as
+    ``<name>.corrupt`` with a warning naming it, so its windows are asked again instead of the run dying on it.
+    """
+    try:
+        return pd.read_parquet(path)
+    except (OSError, ValueError) as err:  # pyarrow's ArrowInvalid is a ValueError
+        aside = path.with_name(path.name + ".corrupt")
+        with contextlib.suppress(OSError):
+            os.replace(path, aside)
+        warn(f"{path}: unreadable ({type(err).__name__}: {str(err)[:120]}); set aside as {aside.name}, "
+             "its windows are asked again")
+        return None
+
+
+@contextlib.contextmanager
+def one_writer(folder: str | Path, what: str) -> Iterator[None]:
+    """Hold the lock of ``folder`` (a store) while the block runs: one writer per store.
+
+    A second process on the same store says who holds it and waits; when it gets the lock it reads the store
+    afresh, so it finds what the first one collected and asks nothing twice.
+    """
+    import datetime
+    import socket
+
+    from filelock import FileLock, Timeout
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    lock, holder = FileLock(str(folder / ".lock")), folder / ".lock.holder"
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        who = holder.read_text(encoding="utf-8").strip() if holder.is_file() else "another process"
+        warn(f"{folder}: {what} is in use by {who}; waiting until it is done")
+        lock.acquire()
+    try:
+        since = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
+        holder.write_text(f"pid {os.getpid()} on {socket.gethostname()} since {since}\n", encoding="utf-8")
+        yield
+    finally:
+        holder.unlink(missing_ok=True)
+        lock.release()
+
+
 def write_parquet(df: pd.DataFrame, path: str | Path) -> Path:
     with atomic_path(path) as tmp:
         df.to_parquet(tmp, index=False)
@@ -172,7 +219,10 @@ def write_text(text: str, path: str | Path) -> Path:
 
 
 def write_json(obj: object, path: str | Path) -> Path:
-    return write_text(json.dumps(obj, indent=2, ensure_ascii=False, default=_json_default) + "\n", path)
+    """Metrics, receipts, caches: redacted on the way out (a failure reason in metrics may quote a server)."""
+    from valueflow.redact import redact
+
+    return write_text(redact(json.dumps(obj, indent=2, ensure_ascii=False, default=_json_default)) + "\n", path)
 
 
 def _json_default(obj: object) -> object:
