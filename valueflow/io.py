@@ -18,12 +18,17 @@ import pandas as pd
 
 
 def warn(message: str) -> None:
-    """One ``warning:`` line on stderr for a problem that does not stop the run (redacted like every message)."""
+    """One ``warning:`` line on stderr for a problem that does not stop the run (redacted like every message).
+
+    Through ``tqdm.write``, so a progress bar on the terminal is moved out of the line's way.
+    """
     import sys
+
+    from tqdm.auto import tqdm
 
     from valueflow.redact import redact
 
-    print(f"warning: {redact(message)}", file=sys.stderr, flush=True)
+    tqdm.write(f"warning: {redact(message)}", file=sys.stderr)
 
 
 class InputError(ValueError):
