@@ -6,21 +6,16 @@ function; heavy libraries are imported inside the commands so that ``valueflow -
 
 from __future__ import annotations
 
-import errno
 import importlib
 
 import typer
 from typer._click import exceptions as click_errors  # typer ships its own click: its exceptions are these
 from typer.core import TyperGroup
 
-from valueflow.io import InputError
+from valueflow.io import InputError, disk_full_errno
 from valueflow.outcome import EXIT_BAD_INPUT, EXIT_FAILED, RunFailed
 from valueflow.redact import redact
 from valueflow.taxonomy import THEORIES, UnknownValueError, get_taxonomy
-
-
-#: a disk that is full or over quota, a file over the size limit: no input is at fault, but it is one line too
-_DISK_FULL = frozenset({errno.ENOSPC, errno.EFBIG, errno.EDQUOT})
 
 
 class _UserErrorsAsOneLine(TyperGroup):
@@ -44,8 +39,8 @@ class _UserErrorsAsOneLine(TyperGroup):
         except (PermissionError, IsADirectoryError, NotADirectoryError, FileExistsError) as err:  # an unwritable output
             _line(f"error: {err.filename or ''}: cannot be written: {err.strerror or err}")
             raise typer.Exit(EXIT_BAD_INPUT) from None
-        except OSError as err:
-            if err.errno not in _DISK_FULL:
+        except OSError as err:  # a full disk, quota or file-size limit: one line too
+            if disk_full_errno(err) is None:
                 raise
             # every output is written under a temporary name and renamed (valueflow.io.atomic_path): the old file stays
             _line(f"error: {err.filename or 'an output'}: cannot be written: {err.strerror or err} (nothing was replaced)")

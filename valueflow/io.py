@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import glob
 import hashlib
 import json
@@ -57,9 +58,28 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         if Path(tmp).is_file():  # mkstemp makes 0600: a release file must be readable like any other
             os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
+    except OSError as err:
+        full = disk_full_errno(err)
+        if full is None:
+            raise
+        # writers (pyarrow) often say it without an errno or a file name: name the output the user knows
+        raise OSError(full, os.strerror(full), str(path)) from None
     finally:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
+
+
+#: a full disk, a quota, a file-size limit: no input is at fault, and the old output stays whole
+DISK_FULL_ERRNOS = (errno.ENOSPC, errno.EFBIG, errno.EDQUOT)
+
+
+def disk_full_errno(err: OSError) -> int | None:
+    """The errno when ``err`` says the disk (or a quota or size limit) is full, else None; also when a library
+    only says so in its message (pyarrow: "[errno 27] File too large")."""
+    if err.errno in DISK_FULL_ERRNOS:
+        return err.errno
+    text = str(err)
+    return next((e for e in DISK_FULL_ERRNOS if os.strerror(e) in text or f"errno {e}]" in text), None)
 
 
 @contextlib.contextmanager
