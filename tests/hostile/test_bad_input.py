@@ -95,3 +95,41 @@ def test_steer_refuses_a_bad_backend_option_in_one_line(project):
     assert result.exit_code == 2, result.output
     assert "timeout_s: Input should be greater than 0 (got -1)" in error_line(result)
     assert snapshot(project) == before
+
+
+def _utilities(texts: pd.DataFrame, **over) -> pd.DataFrame:
+    n = len(texts)
+    frame = pd.DataFrame({"text_id": texts["text_id"], "value": texts["value"], "utility": [0.5] * n,
+                          "utility_se": [0.1] * n, "n_rankings": [3] * n, "n_judges": [1] * n, "status": ["ok"] * n,
+                          "judge_spread": [0.0] * n})
+    return frame.assign(**over)
+
+
+@pytest.mark.parametrize("bad, message", [
+    ({"utility": float("inf")}, "utility or utility_se is infinite"),
+    ({"status": "weird"}, "column 'status': 'weird' is not one of"),
+])
+def test_build_vidb_refuses_a_utilities_table_it_cannot_use(project, bad, message):
+    texts = pd.read_parquet(project / "data" / "texts.parquet")
+    _utilities(texts, **bad).to_parquet(project / "u.parquet")
+    (project / "params.yaml").write_text(yaml.safe_dump({"build_vidb": {"utilities": "u.parquet"}}))
+    before = snapshot(project)
+    result = cli(["build-vidb", "--params", "params.yaml", "--out-dir", "vidb"])
+    assert result.exit_code == 2, result.output
+    line = error_line(result)
+    assert line.startswith("error: u.parquet: not a valid utilities table") and message in line
+    assert snapshot(project) == before
+
+
+def test_eval_steering_refuses_a_table_that_is_not_responses(project):
+    (project / "params.yaml").write_text(yaml.safe_dump({"eval_steering": {}}))
+    before = snapshot(project)
+    result = cli(["eval-steering", "--params", "params.yaml", "--responses", "data/texts.parquet"])
+    assert result.exit_code == 2, result.output
+    assert "data/texts.parquet: missing column(s) response_id" in error_line(result)
+    assert snapshot(project) == before
+
+
+def test_evaluate_on_a_folder_says_it_is_a_folder(project):
+    result = cli(["evaluate", "data", "-v", VALUE, "--vidb", "anchors.csv", "--out", "s.parquet"])
+    assert result.exit_code == 2 and error_line(result) == "error: data: is a folder, not a file"
