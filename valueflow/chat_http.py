@@ -94,6 +94,21 @@ class AnswerTooLarge(PermanentError):
     """An answer above the size cap: refused unread (retrying would only fetch another one)."""
 
 
+def run_blocking(coro):
+    """Run ``coro`` to its end from synchronous code, also where this thread already runs an event loop (a
+    notebook): then in a worker thread of its own, since ``asyncio.run`` refuses a running loop."""
+    import asyncio
+
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coro)
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(1) as worker:
+        return worker.submit(asyncio.run, coro).result()
+
+
 async def post_chat(base_url: str, payload: dict, *, headers: dict[str, str], deadline_s: float, max_bytes: int,
                     client=None) -> tuple[str, str | None]:
     """POST one ``/chat/completions`` request with ONE deadline from connect to last byte; (content, finish_reason).

@@ -23,7 +23,6 @@ ranking against.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import json
 import os
@@ -46,6 +45,7 @@ from valueflow.chat_http import (
     endpoint_api_key,
     post_chat,
     retry_delay,
+    run_blocking,
 )
 from valueflow.redact import redact
 from valueflow.io import seeded_rng, warn
@@ -247,8 +247,8 @@ class ChatJudge(Judge):
                 time.sleep(retry_delay(attempt, last_error, self.backoff, self.max_backoff, self._jitter))
             try:
                 self._count("requests")
-                content, _ = asyncio.run(post_chat(self.base_url, payload, headers=self._headers,
-                                                   deadline_s=self.timeout, max_bytes=self.max_answer_bytes))
+                content, _ = run_blocking(post_chat(self.base_url, payload, headers=self._headers,
+                                                    deadline_s=self.timeout, max_bytes=self.max_answer_bytes))
             except TransientError as err:  # timeout, transport, 408/429/5xx (with Retry-After), a body that is no reply
                 last_error = err
                 continue
