@@ -46,11 +46,11 @@ def resolve_model_path(name_or_path: str) -> str:
 @lru_cache(maxsize=4)
 def load_sentence_model(name_or_path: str = DEFAULT_BASE_MODEL, device: str | None = None, revision: str | None = None):
     """A cached ``SentenceTransformer``; the default base model loads offline."""
-    from sentence_transformers import SentenceTransformer
-
     from valueflow.io import InputError
 
-    path = resolve_model_path(name_or_path)
+    path = resolve_model_path(name_or_path)  # a missing project model is named before the heavy import
+    from sentence_transformers import SentenceTransformer
+
     try:
         return SentenceTransformer(path, device=device, revision=revision)
     except OSError as err:  # not a folder, and the Hub has no such model or is offline: the user's input, one line
