@@ -15,7 +15,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from valueflow.io import ConfigError
+from valueflow.io import ConfigError, InputError
 
 KEY = "sk-test-secret-0123456789"
 
@@ -311,9 +311,12 @@ def test_tied_labels_add_no_spread(tmp_path, seed_texts):
         assert all(text_label[text_of[a]] > text_label[text_of[b]] for a, b in zip(order, order[1:]))
     # on a random design some spread comes from who met whom; the coin flips' share of it is gone
     assert tie_aware < 0.7 * coin_flip, (tie_aware, coin_flip)
-    # a value whose labels are all equal: no ranking at all, so no spread at all
+    # a value whose labels are all equal: no ranking at all, and nothing to aggregate is bad input (issue 25)
     same = texts[texts["direction"] == 1]
-    spread, rankings, metrics = _spread(tmp_path / "c", same, None)
+    with pytest.raises(InputError, match="no usable rankings to aggregate"):
+        _spread(tmp_path / "c", same, None)
+    rankings = pd.read_parquet(tmp_path / "c" / "data" / "rankings.parquet")
+    metrics = json.loads((tmp_path / "c" / "metrics" / "collect.json").read_text())
     assert rankings.empty and next(iter(metrics["judges"].values()))["tied"] == metrics["windows_per_judge"]
 
 
