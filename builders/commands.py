@@ -45,7 +45,7 @@ def collect(
     _, metrics = run_collect(cfg)
     typer.echo(f"{metrics['rankings']} rankings of {metrics['n_values']} values (k={cfg.k}, m={cfg.m}) -> {cfg.out}")
     for name, s in metrics["judges"].items():
-        typer.echo(f"  {name}: {s['collected']} new, {s['from_store']} from the store, {s['failed']} failed, {s['tied']} all tied (no order)")
+        typer.echo(f"  {name}: {s['collected']} new, {s['from_store']} from the store, {s['failed']} failed, {s['tied']} without an order (tied or unlabelled)")
     asked = sum(s["windows"] for s in metrics["judges"].values())
     failed = sum(s["failed"] for s in metrics["judges"].values())
     check_success(asked - failed, asked, "windows", min_success, metrics["rejected_by_reason"])

@@ -51,8 +51,8 @@ class ReferenceJudge(Judge):
         for window in windows:
             labels = [self._label(value, t) for t in window]
             missing = [i for i, x in enumerate(labels) if x is None]
-            if missing:
-                answers.append(JudgeAnswer(None, error=f"no reference label for window position(s) {missing}"))
+            if missing:  # the judge abstains (nothing to order), as for ties: no retry can give it a label
+                answers.append(JudgeAnswer((), error=f"no reference label for window position(s) {missing}"))
                 continue
             digest = hashlib.sha1("\x1f".join([str(self.seed), value, *window]).encode()).hexdigest()[:16]
             groups: dict[float, list[int]] = {}
