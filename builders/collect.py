@@ -236,8 +236,6 @@ def build_judges(cfg: CollectConfig, texts: pd.DataFrame) -> list[Judge]:
 
 def collect(cfg: CollectConfig, judges: list[Judge] | None = None) -> tuple[pd.DataFrame, dict]:
     """Collect (or resume collecting) the rankings of every configured judge; write the raw rankings file."""
-    from tqdm.auto import tqdm
-
     started = time.perf_counter()
     sink = RejectSink("collect", root=cfg.root, out=cfg.out)
     metrics_path, _ = stage_records("collect", cfg.out, cfg.root)

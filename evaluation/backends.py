@@ -22,9 +22,9 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Annotated, Any
 
-from evaluation.prompts import ExemplarPool, stable_seed
 from pydantic import Field
 
+from evaluation.prompts import ExemplarPool, stable_seed
 from valueflow.chat_http import (
     DEFAULT_MAX_ANSWER_BYTES,
     PermanentError,

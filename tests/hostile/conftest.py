@@ -14,6 +14,7 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
+from tests.hostile.hub import hub_online, release_template  # noqa: F401  (fixtures of the publish tests)
 from tests.loopback import Reply
 
 KEY = "sk-hostile-secret-0123456789"

@@ -16,7 +16,7 @@ import pytest
 import yaml
 
 from tests.hostile.conftest import VALUE, chat_options, cli, collect_params, error_line, snapshot
-from tests.hostile.hub import hub_online, release_params, release_template  # noqa: F401  (fixtures)
+from tests.hostile.hub import release_params
 
 
 class TricklingServer:

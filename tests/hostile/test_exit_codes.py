@@ -28,7 +28,7 @@ def test_a_broken_endpoint_is_exit_1_with_the_output_written_and_the_reason_coun
     scores = pd.read_parquet(project / "scores.parquet")  # written all the same, each row with its reason
     assert len(scores) == 2 and scores["intensity"].isna().all()
     assert scores["missing_reason"].str.contains(reason, regex=False).all()
-    assert f"missing (2): " in result.stdout
+    assert "missing (2): " in result.stdout
 
 
 def test_a_threshold_accepts_a_partial_result(project):

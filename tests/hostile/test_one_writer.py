@@ -33,7 +33,7 @@ def test_two_collects_on_one_store_ask_every_window_once(project):
             waiting = second.stderr.readline()  # the second run says who holds the store, then waits
             watchdog.cancel()
             server.release()
-            out1, err1 = first.communicate(timeout=120)
+            _, err1 = first.communicate(timeout=120)
             out2, err2 = second.communicate(timeout=120)
         finally:
             for proc in (first, second):

@@ -8,7 +8,7 @@ import json
 import pandas as pd
 
 from tests.hostile.conftest import KEY, chat_options, cli, collect_params, error_line, evaluate_args, snapshot
-from tests.hostile.hub import HUB_TOKEN, hub_online, release_params, release_template  # noqa: F401  (fixtures)
+from tests.hostile.hub import HUB_TOKEN, release_params
 from tests.loopback import LoopbackChatServer, Reply
 
 

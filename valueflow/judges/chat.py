@@ -47,9 +47,9 @@ from valueflow.chat_http import (
     retry_delay,
     run_blocking,
 )
-from valueflow.redact import redact
 from valueflow.io import seeded_rng, warn
 from valueflow.judges.base import Judge, JudgeAnswer, register_judge
+from valueflow.redact import redact
 from valueflow.taxonomy import get_taxonomy
 
 PROMPT_VERSION = "rank-v1"
