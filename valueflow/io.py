@@ -159,6 +159,13 @@ def _same_file(a: Path, b: Path) -> bool:
         return False
 
 
+def _inside(path: Path, folder: Path) -> bool:
+    try:
+        return path.resolve().is_relative_to(folder.resolve()) and path.resolve() != folder.resolve()
+    except OSError:
+        return False
+
+
 def check_outputs(outputs: dict[str, str | Path | None], inputs: dict[str, str | Path | None]) -> None:
     """Before any work: no output (out, log, store, rejected rows, metrics, receipt) is one of the inputs, and
     every output file can be written. ``outputs`` and ``inputs`` map what a path is (``--out``, ``texts``) to the
@@ -173,14 +180,18 @@ def check_outputs(outputs: dict[str, str | Path | None], inputs: dict[str, str |
         if p is None:
             continue
         out = Path(p)
+        folder = name.endswith(("store", "folder"))
         for in_name, inp in given_in.items():
             if _same_file(out, inp):
                 raise InputError(f"{out}: {name} is the input {in_name}; choose another path (nothing was written)")
+            if folder and _inside(inp, out):  # a folder output is swapped in whole: what it held would be gone
+                raise InputError(f"{out}: {name} holds the input {in_name} ({inp}); choose another folder "
+                                 "(nothing was written)")
         for other, other_name in seen.items():
             if _same_file(out, other):
                 raise InputError(f"{out}: {name} and {other_name} are the same file; choose another path (nothing was written)")
         seen[out] = name
-        if not name.endswith(("store", "folder")):  # a folder output (a store, a release) is made as needed
+        if not folder:  # a folder output (a store, a release) is made as needed
             check_writable(out)
 
 

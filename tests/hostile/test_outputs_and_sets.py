@@ -84,3 +84,13 @@ def test_evaluate_scores_a_value_given_twice_once(project):
     assert result.exit_code == 0, result.output
     assert "is 'benevolence' again" in result.stderr
     assert len(pd.read_parquet(project / "scores.parquet")) == 2
+
+
+def test_build_vidb_refuses_a_release_folder_that_holds_its_inputs(project):
+    (project / "params.yaml").write_text("build_vidb: {}\n")
+    before = snapshot(project)
+    result = cli(["build-vidb", "--out-dir", "data"])  # the release folder is swapped in whole: data/ would be gone
+    assert result.exit_code == 2, result.output
+    assert error_line(result) == ("error: data: build_vidb.out_dir folder holds the input build_vidb.texts "
+                                  "(data/texts.parquet); choose another folder (nothing was written)")
+    assert snapshot(project) == before
