@@ -133,3 +133,13 @@ def test_eval_steering_refuses_a_table_that_is_not_responses(project):
 def test_evaluate_on_a_folder_says_it_is_a_folder(project):
     result = cli(["evaluate", "data", "-v", VALUE, "--vidb", "anchors.csv", "--out", "s.parquet"])
     assert result.exit_code == 2 and error_line(result) == "error: data: is a folder, not a file"
+
+
+def test_eval_hives_names_the_command_that_trains_a_missing_model(project):
+    (project / "params.yaml").write_text("eval_hives: {}\n")
+    before = snapshot(project)
+    result = cli(["eval-hives", "--params", "params.yaml"])
+    assert result.exit_code == 2, result.output
+    assert error_line(result) == ("error: models/hives: no model here yet; build it with `dvc repro train_hives` "
+                                  "(or pass --model)")
+    assert snapshot(project) == before
