@@ -45,6 +45,7 @@ from valueflow.io import (
     write_parquet,
 )
 from valueflow.params import StageParams
+from valueflow.redact import redact
 
 RESPONSE_COLUMNS = [
     "response_id", "run_id", "backend", "model", "query_id", "query", "prompt_format", "targets", "sample",
@@ -280,6 +281,7 @@ class Journal:
             self._fh.close()
 
     def append(self, rec: dict[str, Any]) -> None:
+        rec = {**rec, "error": None if rec.get("error") is None else redact(rec["error"])}  # stored: redacted
         self._fh.write(json.dumps(rec, ensure_ascii=False) + "\n")
         self._fh.flush()
         if rec.get("response") is not None:
