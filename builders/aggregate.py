@@ -22,7 +22,7 @@ from pydantic import Field
 
 from validation.rejects import RejectSink, validate_rows
 from validation.schemas import RANKING_COLUMNS, RankingsSchema, TextsSchema, UtilitiesSchema
-from valueflow.io import read_table, write_metrics, write_parquet
+from valueflow.io import InputError, check_outputs, read_table, stage_records, write_metrics, write_parquet
 from valueflow.params import StageParams
 from valueflow.plackett_luce import RankingData, fit_plackett_luce
 
@@ -121,9 +121,15 @@ def aggregate(cfg: AggregateConfig) -> tuple[pd.DataFrame, dict]:
 
     started = time.perf_counter()
     sink = RejectSink("aggregate", root=cfg.root, out=cfg.out)
+    check_outputs({"aggregate.out": cfg.root / cfg.out, "rejected rows": sink.path,
+                   "metrics": stage_records("aggregate", cfg.out, cfg.root)[0]},
+                  {"aggregate.texts": cfg.root / cfg.texts, "aggregate.rankings": cfg.root / cfg.rankings})
     raw_texts = read_table(cfg.root / cfg.texts, required=tuple(TextsSchema.to_schema().columns))
     texts = validate_rows(raw_texts, TextsSchema, sink, file=str(cfg.texts))
     rankings = read_valid_rankings(cfg.root / cfg.rankings, texts, sink)
+    if rankings.empty:  # nothing to do is not success: "0/137 texts placed" must not pass as a result
+        raise InputError(f"{cfg.rankings}: no usable rankings to aggregate ({sink.count} row(s) rejected"
+                         + (f", e.g. {next(iter(sink.counts_by_reason()))})" if sink.count else ")"))
 
     parts, per_value = [], {}
     reliability_rows: dict[str, list[float]] = {}

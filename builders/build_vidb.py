@@ -35,9 +35,9 @@ import pandas as pd
 from pydantic import Field, field_validator
 
 from builders.aggregate import read_valid_rankings
-from validation.rejects import RejectSink, validate_rows
+from validation.rejects import RejectSink, validate_file, validate_rows
 from validation.schemas import RANKING_COLUMNS, SPLITS, TextsSchema, UtilitiesSchema, VidbSchema
-from valueflow.io import atomic_dir, read_table, stage_records, write_json, write_metrics, write_parquet
+from valueflow.io import atomic_dir, check_outputs, read_table, stage_records, write_json, write_metrics, write_parquet
 from valueflow.params import DEFAULT_PARAMS, StageParams, load_params
 from valueflow.stats import pairwise_accuracy
 
@@ -215,10 +215,13 @@ def build_vidb(cfg: BuildConfig, card: Callable[[Path, dict], object] | None = N
     """
     started = time.perf_counter()
     sink = RejectSink("build_vidb", root=cfg.root, out=cfg.out_dir)
+    check_outputs({"build_vidb.out_dir folder": cfg.root / cfg.out_dir, "rejected rows": sink.path},
+                  {"build_vidb.texts": cfg.root / cfg.texts, "build_vidb.utilities": cfg.root / cfg.utilities,
+                   "build_vidb.rankings": cfg.root / cfg.rankings})
     texts = validate_rows(
         read_table(cfg.root / cfg.texts, required=tuple(TextsSchema.to_schema().columns)), TextsSchema, sink, file=str(cfg.texts)
     )
-    utilities = UtilitiesSchema.validate(read_table(cfg.root / cfg.utilities), lazy=True)
+    utilities = validate_file(read_table(cfg.root / cfg.utilities), UtilitiesSchema, str(cfg.utilities))
     df = texts.merge(utilities.drop(columns=["value"]), on="text_id", how="left", validate="one_to_one")
     missing = df["status"].isna()
     if missing.any():

@@ -30,9 +30,20 @@ from pydantic import Field, field_validator, model_validator
 
 from validation.rejects import RejectSink, validate_rows
 from validation.schemas import RANKING_COLUMNS, TextsSchema
-from valueflow.io import InputError, read_table, seeded_rng, write_metrics, write_parquet
+from valueflow.io import (
+    InputError,
+    check_outputs,
+    one_writer,
+    read_part_or_drop,
+    read_table,
+    seeded_rng,
+    stage_records,
+    write_metrics,
+    write_parquet,
+)
 from valueflow.judges import Judge, make_judge
-from valueflow.params import StageParams, canonical_values
+from valueflow.judges.base import canonical_judge_spec
+from valueflow.params import StageParams, canonical_values, deduplicated
 from valueflow.plackett_luce import design_windows
 
 
@@ -58,10 +69,17 @@ class CollectConfig(StageParams):
     @classmethod
     def _canonical_values(cls, v: object) -> object:
         """Value names in any alias, resolved through the taxonomy; an unknown name fails listing the valid ones."""
-        return canonical_values(v) if isinstance(v, list) else v  # anything else: the type check says what is wrong
+        return canonical_values(v, "collect.values") if isinstance(v, list) else v  # else the type check says why
+
+    @field_validator("judges", mode="after")
+    @classmethod
+    def _unique_judges(cls, v: list[str]) -> list[str]:
+        """Each judge once (``reference`` twice would write every ranking twice), spelled canonically."""
+        return deduplicated(v, canonical_judge_spec, "collect.judges")
 
     @model_validator(mode="after")
     def _options_of_listed_judges(self) -> CollectConfig:
+        self.judge_options = {canonical_judge_spec(k): v for k, v in self.judge_options.items()}
         stray = sorted(set(self.judge_options) - set(self.judges))
         if stray:
             raise ValueError(f"judge_options names judge(s) not in judges: {', '.join(stray)}")
@@ -149,8 +167,9 @@ class DesignStore:
     def windows(self, value: str, text_ids: list[str]) -> list[list[str]]:
         path = self._path(value)
         previous = None
-        if path.exists():
-            previous = [[str(x) for x in w] for w in pd.read_parquet(path)["window"]]
+        frame = read_part_or_drop(path) if path.exists() else None
+        if frame is not None and "window" in frame.columns:
+            previous = [[str(x) for x in w] for w in frame["window"]]
         windows = value_windows(text_ids, value, self.k, self.m, self.seed, previous)
         if windows != previous:  # written before any judge is asked, so a killed run resumes the same design
             write_parquet(pd.DataFrame({"value": value, "window": windows}), path)
@@ -168,7 +187,9 @@ class RankingStore:
         self.folder = folder
         self.rows: dict[str, list[dict]] = {}
         for part in sorted(folder.glob("part-*.parquet")) if folder.exists() else []:
-            self._add(pd.read_parquet(part).to_dict("records"))
+            rows = read_part_or_drop(part)
+            if rows is not None:
+                self._add(rows.to_dict("records"))
 
     def _add(self, rows: list[dict]) -> None:
         for row in rows:
@@ -215,18 +236,33 @@ def build_judges(cfg: CollectConfig, texts: pd.DataFrame) -> list[Judge]:
 
 def collect(cfg: CollectConfig, judges: list[Judge] | None = None) -> tuple[pd.DataFrame, dict]:
     """Collect (or resume collecting) the rankings of every configured judge; write the raw rankings file."""
-    from tqdm.auto import tqdm
-
     started = time.perf_counter()
     sink = RejectSink("collect", root=cfg.root, out=cfg.out)
+    metrics_path, _ = stage_records("collect", cfg.out, cfg.root)
+    check_outputs({"collect.out": cfg.root / cfg.out, "collect.store": cfg.root / cfg.store,
+                   "rejected rows": sink.path, "metrics": metrics_path},
+                  {"collect.texts": cfg.root / cfg.texts,
+                   **{f"collect.import_rankings[{i}]": cfg.root / p for i, p in enumerate(cfg.import_rankings)}})
     raw = read_table(cfg.root / cfg.texts, required=tuple(TextsSchema.to_schema().columns))
     texts = validate_rows(raw, TextsSchema, sink, file=str(cfg.texts))
+    if texts.empty:  # nothing to do is not success
+        raise InputError(f"{cfg.texts}: no texts to collect rankings for ({len(raw)} row(s), {sink.count} rejected)")
     values = sorted(texts["value"].unique()) if cfg.values is None else list(cfg.values)
     specs = cfg.judges if judges is None else [None] * len(judges)  # options are known for judges built here
     absent = sorted(set(values) - set(texts["value"]))
     if absent:  # a value asked for by name that the texts do not have would give "0 rankings" and exit 0
         raise InputError(f"{cfg.texts}: no texts of collect.values {', '.join(absent)}")
     judges = judges if judges is not None else build_judges(cfg, texts)
+    if not judges:
+        raise InputError("collect: no judges to ask (collect.judges is empty)")
+    with one_writer(cfg.root / cfg.store, "the collect store"):  # read after the lock: another run's windows count
+        return _collect_into_store(cfg, texts, values, judges, specs, sink, started)
+
+
+def _collect_into_store(cfg: CollectConfig, texts: pd.DataFrame, values: list[str], judges: list[Judge],
+                        specs: list[str | None], sink: RejectSink, started: float) -> tuple[pd.DataFrame, dict]:
+    from tqdm.auto import tqdm
+
     store = RankingStore(cfg.root / cfg.store)
     text_of = dict(zip(texts["text_id"], texts["text"]))
 

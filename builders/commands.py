@@ -6,6 +6,7 @@ from pathlib import Path
 
 import typer
 
+from valueflow.outcome import MIN_SUCCESS_HELP, check_min_success, check_success
 from valueflow.params import DEFAULT_PARAMS
 
 PARAMS_OPTION = typer.Option(DEFAULT_PARAMS, "--params", help="Params file (the `ingest` section is used).")
@@ -32,17 +33,22 @@ def collect(
     m: int = typer.Option(None, "--m", help="Override params: windows per text."),
     value: list[str] = typer.Option(None, "--value", help="Only these values (repeatable)."),
     out: Path = typer.Option(None, "--out", help="Override params: raw rankings Parquet."),
+    min_success: float = typer.Option(1.0, "--min-success", help=MIN_SUCCESS_HELP),
 ) -> None:
     """Judges rank windows of k texts of one value (each text in m windows) -> data/rankings.parquet (resumable)."""
     from builders.collect import CollectConfig
     from builders.collect import collect as run_collect
 
+    check_min_success(min_success)
     cfg = CollectConfig.load(params, judges=judge or None, k=k, m=m, values=value or None, out=out)
     torch_single_thread()
     _, metrics = run_collect(cfg)
     typer.echo(f"{metrics['rankings']} rankings of {metrics['n_values']} values (k={cfg.k}, m={cfg.m}) -> {cfg.out}")
     for name, s in metrics["judges"].items():
-        typer.echo(f"  {name}: {s['collected']} new, {s['from_store']} from the store, {s['failed']} failed, {s['tied']} all tied (no order)")
+        typer.echo(f"  {name}: {s['collected']} new, {s['from_store']} from the store, {s['failed']} failed, {s['tied']} without an order (tied or unlabelled)")
+    asked = sum(s["windows"] for s in metrics["judges"].values())
+    failed = sum(s["failed"] for s in metrics["judges"].values())
+    check_success(asked - failed, asked, "windows", min_success, metrics["rejected_by_reason"])
 
 
 def aggregate(

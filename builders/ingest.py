@@ -14,7 +14,16 @@ from pydantic import BaseModel, ConfigDict, Field
 from builders.sources import ADAPTERS, Candidates, read_labelled_table
 from validation.rejects import RejectSink, validate_rows
 from validation.schemas import TextsSchema
-from valueflow.io import InputError, normalise_text, refdata_dir, stable_text_id, write_metrics, write_parquet
+from valueflow.io import (
+    InputError,
+    check_outputs,
+    normalise_text,
+    refdata_dir,
+    stable_text_id,
+    stage_records,
+    write_metrics,
+    write_parquet,
+)
 from valueflow.params import StageParams
 from valueflow.taxonomy import get_taxonomy
 
@@ -78,6 +87,9 @@ def ingest(cfg: IngestConfig) -> tuple[pd.DataFrame, dict]:
     """Run every configured source through its adapter, the texts schema and duplicate removal."""
     started = time.perf_counter()
     sink = RejectSink("ingest", root=cfg.root, out=cfg.out)
+    check_outputs({"ingest.out": cfg.root / cfg.out, "rejected rows": sink.path,
+                   "metrics": stage_records("ingest", cfg.out, cfg.root)[0]},
+                  {f"ingest.tables[{i}]": t.path for i, t in enumerate(cfg.tables)})
     seen: dict[tuple[str, str], str] = {}  # (value, normalised text) -> text_id kept
     parts: list[pd.DataFrame] = []
     counts: dict[str, SourceCount] = {}
@@ -110,7 +122,11 @@ def ingest(cfg: IngestConfig) -> tuple[pd.DataFrame, dict]:
         count.texts += len(valid)
         mark = sink.count
 
-    texts = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=TEXT_COLUMNS)
+    if not parts or sum(len(p) for p in parts) == 0:  # nothing to do is not success: no source, or all rejected
+        raise InputError(f"ingest: no texts from sources [{', '.join(cfg.sources)}]"
+                         + (f" and {len(cfg.tables)} table(s)" if cfg.tables else "")
+                         + (f" ({sink.count} row(s) rejected: {next(iter(sink.counts_by_reason()))})" if sink.count else ""))
+    texts = pd.concat(parts, ignore_index=True)
     texts = texts[TEXT_COLUMNS].sort_values(["theory", "value", "source", "text_id"], kind="stable").reset_index(drop=True)
     texts = TextsSchema.validate(texts, lazy=True)
     write_parquet(texts, cfg.root / cfg.out)
@@ -118,6 +134,7 @@ def ingest(cfg: IngestConfig) -> tuple[pd.DataFrame, dict]:
     metrics = {
         "texts": len(texts),
         "rejected": sink.count,
+        "rejected_file": str(sink.path),
         "rejected_by_reason": _short_reasons(sink),
         "sources": {s: vars(c) for s, c in counts.items()},
         "per_value": {v: int(n) for v, n in texts["value"].value_counts().sort_index().items()},
@@ -162,7 +179,7 @@ def format_counts(metrics: dict) -> str:
     lines.append(f"{'value':<32}" + "".join(f"{s[:12]:>13}" for s in metrics["per_source_value"]))
     for v in sorted(metrics["per_value"]):
         lines.append(f"{v:<32}" + "".join(f"{metrics['per_source_value'][s].get(v, 0):>13}" for s in metrics["per_source_value"]))
-    lines.append(f"\n{metrics['texts']} texts; {metrics['rejected']} rejected rows in data/rejected/ingest.parquet")
+    lines.append(f"\n{metrics['texts']} texts; {metrics['rejected']} rejected rows in {metrics['rejected_file']}")
     for reason, n in metrics["rejected_by_reason"].items():
         lines.append(f"  {n:>7}  {reason}")
     return "\n".join(lines)

@@ -29,6 +29,7 @@ def publish(
     """
     from cards.publish import PublishError, format_receipt, publish_release, resolve_token
     from cards.release import ReleaseConfig
+    from valueflow.outcome import RunFailed
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     for noisy in ("httpx", "httpx2", "huggingface_hub"):
@@ -40,9 +41,8 @@ def publish(
         raise typer.Exit(2)
     try:
         result = publish_release(cfg)
-    except PublishError as err:
-        typer.echo(f"error: {err}", err=True)
-        raise typer.Exit(1) from None
+    except PublishError as err:  # the run finished without publishing everything; the receipt says what happened
+        raise RunFailed(f"{err} (receipt: {cfg.receipt})") from None
     typer.echo(format_receipt(result))
     typer.echo(f"receipt: {cfg.receipt}")
 

@@ -19,6 +19,7 @@ written to the receipt, a card, a log line or an error message.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -29,7 +30,8 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from cards.release import ReleaseConfig, tag_for
-from valueflow.io import write_json
+from valueflow.io import InputError, write_json
+from valueflow.redact import redact, remember_secret
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +44,10 @@ HUB_MANAGED = (".gitattributes",)
 
 class PublishError(RuntimeError):
     """Publishing failed; the message says which repo and what to do. It never contains the token."""
+
+
+class ReleaseNotBuilt(InputError):
+    """A release folder is missing, empty or has no card: bad input, refused before anything is written."""
 
 
 class TagConflictError(PublishError):
@@ -81,7 +87,7 @@ def release_manifest(folder: str | Path) -> list[ReleaseFile]:
     """Every file of a release folder with its size and hashes, sorted by path (what a commit must contain)."""
     folder = Path(folder)
     if not folder.is_dir():
-        raise PublishError(f"{folder}: release folder not found (build it first: dvc repro)")
+        raise ReleaseNotBuilt(f"{folder}: release folder not found (build it first: dvc repro)")
     files = []
     for path in sorted(p for p in folder.rglob("*") if p.is_file()):
         rel = path.relative_to(folder)
@@ -96,9 +102,9 @@ def release_manifest(folder: str | Path) -> list[ReleaseFile]:
                 sha1.update(chunk)
         files.append(ReleaseFile(rel.as_posix(), size, sha256.hexdigest(), sha1.hexdigest()))
     if not files:
-        raise PublishError(f"{folder}: release folder is empty")
+        raise ReleaseNotBuilt(f"{folder}: release folder is empty")
     if not any(f.path == "README.md" for f in files):
-        raise PublishError(f"{folder}: no README.md (the card); render the cards before publishing")
+        raise ReleaseNotBuilt(f"{folder}: no README.md (the card); render the cards before publishing")
     return files
 
 
@@ -183,16 +189,30 @@ def _with_retries(what: str, fn: Callable[[], object], attempts: int, wait_s: fl
     raise AssertionError("unreachable")
 
 
-_TOKEN_FOR_REDACTION: list[str] = []
-
-
 def _safe_message(err: BaseException) -> str:
-    """The error's text on one line, with any token redacted (defensive: the Hub does not echo tokens)."""
+    """The error's text on one line, redacted (``valueflow.redact`` knows the token: a server may echo it)."""
     msg = " ".join(line.strip() for line in str(err).strip().splitlines() if line.strip()) or type(err).__name__
     msg = msg if len(msg) <= 800 else msg[:800] + "..."
-    for token in _TOKEN_FOR_REDACTION:
-        msg = msg.replace(token, "***")
-    return f"{type(err).__name__}: {msg}"
+    return f"{type(err).__name__}: {redact(msg)}"
+
+
+@contextlib.contextmanager
+def _hub_timeout(timeout_s: float):
+    """Every Hub request of the block gives up after ``timeout_s`` seconds without data (huggingface_hub's own
+    client waits forever); with ``_with_retries`` every call is bounded."""
+    import huggingface_hub
+    from huggingface_hub.utils import _http
+
+    def factory():
+        client = _http.default_client_factory()
+        client.timeout = timeout_s
+        return client
+
+    huggingface_hub.set_client_factory(factory)
+    try:
+        yield
+    finally:
+        huggingface_hub.set_client_factory(_http.default_client_factory)
 
 
 # --- publishing ------------------------------------------------------------------------------------------------
@@ -294,11 +314,21 @@ def publish(
 
     ``push`` overrides ``not cfg.dry_run``. A push without a token falls back to the dry-run receipt and says why.
     """
+    from valueflow.io import check_outputs
+
     artifacts = list(artifacts if artifacts is not None else artifacts_of(cfg))
     tag = cfg.tag
+    check_outputs({"release.receipt": cfg.receipt}, {f"release folder {a.name}": a.folder for a in artifacts})
     manifests = {a.name: release_manifest(a.folder) for a in artifacts}
     want_push = (not cfg.dry_run) if push is None else push
     token = resolve_token(token) if want_push else None
+    if token:
+        from valueflow.chat_http import check_secret_transport
+
+        remember_secret(token)
+        if cfg.endpoint:
+            check_secret_transport(cfg.endpoint, "the Hub token", allow_insecure_http=cfg.allow_insecure_http,
+                                   where="release.endpoint")
     if want_push and not token:
         mode, reason = "dry-run", "no token: set HF_TOKEN or run `hf auth login`"
     elif want_push:
@@ -327,26 +357,24 @@ def publish(
             "action": "would-push" if mode == "dry-run" else "pending",
         }
     if mode == "push":
-        _TOKEN_FOR_REDACTION[:] = [token]
         try:
             if api_factory is None:
                 from huggingface_hub import HfApi
 
                 api_factory = HfApi
             api = api_factory(endpoint=endpoint, token=token)
-            for a in artifacts:
-                result = publish_artifact(api, a, cfg.version, manifests[a.name], private=cfg.private,
-                                          attempts=int(cfg.max_attempts), wait_s=float(cfg.retry_wait_s), sleep=sleep)
-                receipt["artifacts"][a.name].update(result)
-                url = _public_endpoint(endpoint) or "https://huggingface.co"
-                prefix = "datasets/" if a.repo_type == "dataset" else ""
-                receipt["artifacts"][a.name]["url"] = f"{url}/{prefix}{a.repo_id}/tree/{tag}"
+            with _hub_timeout(float(cfg.timeout_s)):
+                for a in artifacts:
+                    result = publish_artifact(api, a, cfg.version, manifests[a.name], private=cfg.private,
+                                              attempts=int(cfg.max_attempts), wait_s=float(cfg.retry_wait_s), sleep=sleep)
+                    receipt["artifacts"][a.name].update(result)
+                    url = _public_endpoint(endpoint) or "https://huggingface.co"
+                    prefix = "datasets/" if a.repo_type == "dataset" else ""
+                    receipt["artifacts"][a.name]["url"] = f"{url}/{prefix}{a.repo_id}/tree/{tag}"
         except PublishError as err:
-            receipt["error"] = str(err)
+            receipt["error"] = redact(str(err))
             write_json(receipt, cfg.receipt)
             raise
-        finally:
-            _TOKEN_FOR_REDACTION.clear()
     write_json(receipt, cfg.receipt)
     return receipt
 
@@ -377,8 +405,12 @@ def publish_release(cfg: ReleaseConfig) -> dict:
     from valueflow.io import write_metrics
 
     started = time.perf_counter()
+    try:  # publish checks its inputs first: a bad one (exit 2) leaves every file as it was, CITATION.cff too
+        result = publish(cfg)
+    except PublishError:
+        write_citation_cff(cfg.version)
+        raise
     write_citation_cff(cfg.version)
-    result = publish(cfg)
     metrics = {
         "version": cfg.version,
         "pushed": result["mode"] == "push",

@@ -78,6 +78,8 @@ class ReleaseConfig(StageParams):
     history_dir: Path = Path("releases")
     max_attempts: int = Field(4, ge=1)
     retry_wait_s: float = Field(2.0, ge=0)
+    timeout_s: float = Field(60.0, gt=0)  # per Hub request; every call is also retried max_attempts times at most
+    allow_insecure_http: bool = False  # send the token over plain http to a non-loopback endpoint (a trusted network)
 
     @field_validator("version", mode="before")
     @classmethod

@@ -20,10 +20,19 @@ import asyncio
 import random
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Annotated, Any
+
+from pydantic import Field
 
 from evaluation.prompts import ExemplarPool, stable_seed
-from valueflow.chat_http import PermanentError, TransientError, endpoint_api_key, read_response, retry_delay
+from valueflow.chat_http import (
+    DEFAULT_MAX_ANSWER_BYTES,
+    PermanentError,
+    TransientError,
+    endpoint_api_key,
+    post_chat,
+    retry_delay,
+)
 
 BACKEND_KINDS = ("openai", "transformers", "oracle", "null")
 
@@ -93,11 +102,12 @@ class OpenAIBackend(Backend):
     generation: GenerationConfig = field(default_factory=GenerationConfig)
     api_key_env: str | None = None
     allow_insecure_http: bool = False
-    concurrency: int = 8
-    max_retries: int = 5
-    timeout_s: float = 120.0
-    backoff_s: float = 1.0
-    max_backoff_s: float = 60.0
+    concurrency: Annotated[int, Field(ge=1)] = 8
+    max_retries: Annotated[int, Field(ge=0)] = 5
+    timeout_s: Annotated[float, Field(gt=0)] = 120.0  # per request, from connect to the last byte
+    backoff_s: Annotated[float, Field(ge=0)] = 1.0
+    max_backoff_s: Annotated[float, Field(ge=0)] = 60.0
+    max_answer_bytes: Annotated[int, Field(ge=1)] = DEFAULT_MAX_ANSWER_BYTES
     send_seed: bool = True
     extra_body: Mapping[str, Any] = field(default_factory=dict)
     kind: str = "openai"
@@ -128,13 +138,8 @@ class OpenAIBackend(Backend):
         return payload
 
     async def _once(self, client: Any, req: GenerationRequest) -> tuple[str, str | None]:
-        import httpx
-
-        try:
-            resp = await client.post("/chat/completions", json=self._payload(req), headers=self._headers())
-        except (httpx.TimeoutException, httpx.TransportError) as err:
-            raise TransientError(f"{type(err).__name__}: {err}") from None
-        return read_response(resp)
+        return await post_chat(self.base_url, self._payload(req), headers=self._headers(), deadline_s=self.timeout_s,
+                               max_bytes=self.max_answer_bytes, client=client)
 
     async def _answer(self, client: Any, sem: asyncio.Semaphore, req: GenerationRequest, rng: random.Random) -> GenerationResult:
         last = ""
@@ -350,6 +355,11 @@ class BackendSpec:
         if kind == "openai" and not entry.get("base_url"):
             raise ValueError(f"{where}: backend {model!r} of kind 'openai' needs a 'base_url' (e.g. http://localhost:8000/v1)")
         name = str(entry.pop("name", "") or model)
+        if kind in ("openai", "transformers"):  # unknown, mistyped or out-of-range options fail here, before any work
+            from valueflow.params import check_options
+
+            target = OpenAIBackend if kind == "openai" else TransformersBackend
+            entry = check_options(target, entry, where=f"{where} ({name})")
         return cls(kind, name, model, entry)
 
     def build(self, generation: GenerationConfig, pool: ExemplarPool | None) -> Backend:

@@ -3,10 +3,12 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import typer
 
+from valueflow.outcome import MIN_SUCCESS_HELP, check_min_success, check_success
 from valueflow.params import DEFAULT_PARAMS
 
 
@@ -29,16 +31,41 @@ def evaluate(
     out: Path = typer.Option(..., "--out", "-o", help="Scores Parquet (ScoresSchema rows plus judge)."),
     log: Path | None = typer.Option(None, "--log", help="Append every judge call and window to this JSONL log."),
     from_log: Path | None = typer.Option(None, "--from-log", help="Recompute scores from a saved log, without the judge."),
+    judge_option: list[str] = typer.Option(None, "--judge-option", help="A judge option KEY=VALUE (repeatable), e.g. "
+                                           "timeout=30, max_retries=2, cache_dir=data/cache/chat."),
+    min_success: float = typer.Option(1.0, "--min-success", help=MIN_SUCCESS_HELP),
 ) -> None:
     """Score texts' value intensities in [-10, 10] against VIDB anchors (scores, standard errors, judge calls)."""
     from evaluation.scoring import score_file
 
+    check_min_success(min_success)
+    if not math.isfinite(prior_precision):
+        raise typer.BadParameter(f"{prior_precision!r} is not a finite number >= 0", param_hint="--prior-precision")
     scores = score_file(file, value, out, judge=judge, k=k, m=m, sampling=sampling, mode=mode, seed=seed,
                         scale=scale if scale == "auto" else _positive_float(scale, "--scale"),
                         prior_precision=prior_precision, vidb=vidb, revision=revision, anchor_split=split,
                         text_column=text_column, id_column=id_column, log=log, from_log=from_log,
+                        judge_options=_key_values(judge_option or [], "--judge-option"),
                         warn=lambda line: typer.echo(line, err=True))
     _summary(scores, out)
+    reasons = scores["missing_reason"].dropna().value_counts().to_dict()
+    check_success(int(scores["intensity"].notna().sum()), len(scores), "texts", min_success, reasons)
+
+
+def _key_values(items: list[str], option: str) -> dict:
+    """``KEY=VALUE`` options; values read as YAML scalars (``30`` a number, ``true`` a flag), like params.yaml."""
+    import yaml
+
+    out = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip():
+            raise typer.BadParameter(f"{item!r} is not KEY=VALUE", param_hint=option)
+        try:
+            out[key.strip()] = yaml.safe_load(raw) if raw.strip() else None
+        except yaml.YAMLError:
+            out[key.strip()] = raw
+    return out
 
 
 def _positive_float(text: str, option: str) -> float:
@@ -46,14 +73,15 @@ def _positive_float(text: str, option: str) -> float:
         x = float(text)
     except ValueError:
         x = float("nan")
-    if not x > 0:
-        raise typer.BadParameter(f"{text!r} is not a number > 0 (or auto)", param_hint=option)
+    if not (x > 0 and math.isfinite(x)):
+        raise typer.BadParameter(f"{text!r} is not a finite number > 0 (or auto)", param_hint=option)
     return x
 
 
 def _summary(scores, out: Path) -> None:
     scored = int(scores["intensity"].notna().sum())
-    typer.echo(f"wrote {out}: {scored}/{len(scores)} scored, {scores['judge_calls'].mean():.2f} judge calls per text")
+    calls = scores["judge_calls"].mean() if len(scores) else 0.0
+    typer.echo(f"wrote {out}: {scored}/{len(scores)} scored, {calls:.2f} judge calls per text")
     for reason, n in scores["missing_reason"].dropna().value_counts().items():
         typer.echo(f"  missing ({n}): {reason}")
 
@@ -112,18 +140,22 @@ def steer(
     max_queries: int | None = typer.Option(None, "--max-queries", help="Override params: use only the first N queries."),
     out: Path | None = typer.Option(None, "--out", help="Override params: output responses Parquet."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
+    min_success: float = typer.Option(1.0, "--min-success", help=MIN_SUCCESS_HELP),
 ) -> None:
     """Ask every backend every (query, format, target, sample) prompt -> data/responses.parquet (resumable)."""
     from evaluation.steer import SteerConfig
     from evaluation.steer import steer as run_steer
 
+    check_min_success(min_success)
     cfg = SteerConfig.load(params, queries=queries, values=value or None, intensities=intensity or None,
                            formats=fmt or None, samples=samples, max_queries=max_queries, out=out)
-    _, metrics = run_steer(cfg, progress=not quiet)
+    df, metrics = run_steer(cfg, progress=not quiet)
     for name, b in metrics["backends"].items():
         typer.echo(f"{name} ({b['kind']}): {b['planned']} prompts, {b['reused']} reused, {b['generated']} generated, "
                    f"{b['failed']} failed, {b['refused']} refused")
     typer.echo(f"{metrics['responses']} responses -> {cfg.out}")
+    reasons = df.loc[df["response"].isna(), "error"].value_counts().to_dict()
+    check_success(metrics["answered"], metrics["responses"], "prompts", min_success, reasons)
 
 
 def eval_steering(

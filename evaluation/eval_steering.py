@@ -57,7 +57,7 @@ def eval_steering(cfg: EvalSteeringConfig, *, progress: bool = True, evaluator: 
     from evaluation import steering_plots
     from validation.rejects import RejectSink, validate_rows
     from validation.schemas import ResponsesSchema, ScoresSchema
-    from valueflow.io import InputError, write_metrics, write_parquet, write_text
+    from valueflow.io import InputError, read_table, write_metrics, write_parquet, write_text
 
     t0 = time.perf_counter()
     root = Path(cfg.root)
@@ -65,7 +65,8 @@ def eval_steering(cfg: EvalSteeringConfig, *, progress: bool = True, evaluator: 
     if not path.exists():
         raise InputError(f"{path}: responses not found (run `valueflow steer` first)")
     sink = RejectSink("eval_steering", root=root, out=cfg.scores_out)
-    responses = validate_rows(pd.read_parquet(path), ResponsesSchema, sink, file=str(path))
+    table = read_table(path, required=tuple(ResponsesSchema.to_schema().columns))  # a table of something else: one line
+    responses = validate_rows(table, ResponsesSchema, sink, file=str(path))
     if responses.empty:
         raise InputError(f"{path}: no valid responses")
     if evaluator is None:

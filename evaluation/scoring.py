@@ -29,6 +29,7 @@ def score_file(
     id_column: str | None = None,
     log: str | Path | None = None,
     from_log: str | Path | None = None,
+    judge_options: dict | None = None,
     warn=print,
 ) -> pd.DataFrame:
     """Score every text of ``file`` (CSV, TSV, JSONL, Parquet) for every value; write and return the scores.
@@ -41,14 +42,17 @@ def score_file(
     """
     from evaluation.anchor_evaluator import MODES, SAMPLING_MODES, AnchorEvaluator, rescore_from_log
     from evaluation.anchors import AnchorPanel
-    from valueflow.io import check_writable, read_table, write_parquet
+    from validation.rejects import RejectSink
+    from valueflow.io import check_outputs, read_table, regular_file, write_parquet
     from valueflow.judges import make_judge
-    from valueflow.taxonomy import get_taxonomy
+    from valueflow.params import canonical_values
 
-    check_writable(out)
-    if log is not None:
-        check_writable(log)
+    sink = RejectSink("evaluate", root=Path("."), out=out)
+    panel_file = vidb if vidb is not None and Path(vidb).exists() else None
+    check_outputs({"--out": out, "--log": log, "rejected rows": sink.path},
+                  {"FILE": file, "--from-log": from_log, "--vidb": panel_file})
     if from_log is not None:
+        regular_file(from_log, "log")
         scores = rescore_from_log(from_log)
         for line in scores.attrs.get("torn_lines", []):
             warn(f"warning: {from_log}: line {line} was cut short (the run was killed while writing it); left out")
@@ -78,18 +82,18 @@ def score_file(
     if ids.duplicated().any():
         dup = ids[ids.duplicated()].iloc[0]
         raise InputError(f"{file}: item id {dup!r} appears more than once in column {id_col!r}")
-    names = [get_taxonomy().resolve(v) for v in values]  # an unknown value fails first, listing the valid ones
+    try:  # an unknown value fails first, listing the valid ones; a value named twice is scored once
+        names = canonical_values(values, "--value")
+    except ValueError as err:
+        raise InputError(str(err)) from None
+    j = make_judge(judge, **(judge_options or {}))  # a bad spec or option is refused before the panel is read
     panel = AnchorPanel.from_source(vidb, revision=revision, split=anchor_split)
     if len(panel.rejected):  # e.g. intensities outside [-10, 10]: reported and kept beside the scores, never dropped silently
-        from validation.rejects import RejectSink
-
-        sink = RejectSink("evaluate", root=Path("."), out=out)
         sink.rows = [{"stage": "evaluate", **r} for r in panel.rejected.to_dict("records")]
         by_column = panel.rejected["column"].value_counts()
         warn(f"warning: {len(panel.rejected)} anchor row(s) of {panel.source} left out ("
              + ", ".join(f"{c}: {n}" for c, n in by_column.items())
              + f"; e.g. row {panel.rejected['row'].iloc[0]}: {panel.rejected['reason'].iloc[0]}); listed in {sink.write()}")
-    j = make_judge(judge)
     evaluator = AnchorEvaluator(
         j, panel, k=k, m=m, sampling=sampling, seed=seed, mode=mode, log=log, scale=scale, prior_precision=prior_precision
     )

@@ -35,8 +35,17 @@ from evaluation.prompts import (
 )
 from validation.rejects import RejectSink, validate_rows
 from validation.schemas import ResponsesSchema
-from valueflow.io import InputError, read_table, stable_text_id, write_metrics, write_parquet
+from valueflow.io import (
+    InputError,
+    check_outputs,
+    read_table,
+    stable_text_id,
+    stage_records,
+    write_metrics,
+    write_parquet,
+)
 from valueflow.params import StageParams
+from valueflow.redact import redact
 
 RESPONSE_COLUMNS = [
     "response_id", "run_id", "backend", "model", "query_id", "query", "prompt_format", "targets", "sample",
@@ -272,6 +281,7 @@ class Journal:
             self._fh.close()
 
     def append(self, rec: dict[str, Any]) -> None:
+        rec = {**rec, "error": None if rec.get("error") is None else redact(rec["error"])}  # stored: redacted
         self._fh.write(json.dumps(rec, ensure_ascii=False) + "\n")
         self._fh.flush()
         if rec.get("response") is not None:
@@ -292,6 +302,9 @@ def steer(cfg: SteerConfig, *, progress: bool = True) -> tuple[pd.DataFrame, dic
 
     t0 = time.perf_counter()
     sink = RejectSink("steer", root=cfg.root, out=cfg.out)
+    check_outputs({"steer.out": cfg.root / cfg.out, "steer.cache_dir store": cfg.root / cfg.cache_dir,
+                   "rejected rows": sink.path, "metrics": stage_records("steer", cfg.out, cfg.root)[0]},
+                  {"steer.queries": cfg.queries, "steer.exemplars": cfg.exemplars})
     plan_targets(cfg.values, cfg.intensities, cfg.multi_targets, cfg.formats)  # bad targets fail before any work
     queries = load_queries(cfg.queries, sink, max_queries=cfg.max_queries, query_ids=cfg.query_ids)
     needs_pool = any(f in ("user_texts", "multi_user_texts") for f in cfg.formats) or any(

@@ -79,9 +79,10 @@ def evaluate_hives(cfg: HivesEvalConfig, echo=print) -> dict:
     from hives_model.onnx_export import OnnxEncoder
     from hives_model.profile import plot_value_space
     from valueflow.io import write_text
-    from valueflow.models import load_sentence_model
+    from valueflow.models import load_sentence_model, resolve_model_path
 
     started = time.perf_counter()
+    resolve_model_path(str(cfg.model))  # not trained yet: one line naming the command that trains it
     training = read_training_metrics(cfg.model)
     trained_with = training.get("config", {})
     base_name = cfg.base_model or trained_with.get("base_model", DEFAULT_BASE_MODEL)

@@ -136,10 +136,13 @@ def profile_file(file: str | Path, model: str = "release/hives", top: int = 3, o
     """
     import warnings
 
-    from valueflow.io import read_table, write_parquet, write_text
+    from valueflow.io import InputError, check_outputs, read_table, write_parquet, write_text
     from valueflow.models import clip_to_window, load_sentence_model
 
+    check_outputs({"--out": out, "--plot": plot}, {"FILE": file, "--model": model if Path(model).exists() else None})
     texts = read_table(file, required=("text",))["text"].astype(str).tolist()
+    if not texts:
+        raise InputError(f"{file}: no texts to profile (the file has only a header)")
     st = load_sentence_model(model)
     model_dir = Path(model) if Path(model).is_dir() else None
     protos = value_prototypes(st, model_dir)

@@ -15,7 +15,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from valueflow.io import ConfigError
+from valueflow.io import ConfigError, InputError
 
 KEY = "sk-test-secret-0123456789"
 
@@ -311,9 +311,12 @@ def test_tied_labels_add_no_spread(tmp_path, seed_texts):
         assert all(text_label[text_of[a]] > text_label[text_of[b]] for a, b in zip(order, order[1:]))
     # on a random design some spread comes from who met whom; the coin flips' share of it is gone
     assert tie_aware < 0.7 * coin_flip, (tie_aware, coin_flip)
-    # a value whose labels are all equal: no ranking at all, so no spread at all
+    # a value whose labels are all equal: no ranking at all, and nothing to aggregate is bad input (issue 25)
     same = texts[texts["direction"] == 1]
-    spread, rankings, metrics = _spread(tmp_path / "c", same, None)
+    with pytest.raises(InputError, match="no usable rankings to aggregate"):
+        _spread(tmp_path / "c", same, None)
+    rankings = pd.read_parquet(tmp_path / "c" / "data" / "rankings.parquet")
+    metrics = json.loads((tmp_path / "c" / "metrics" / "collect.json").read_text())
     assert rankings.empty and next(iter(metrics["judges"].values()))["tied"] == metrics["windows_per_judge"]
 
 
@@ -528,7 +531,7 @@ def test_rescoring_the_log_of_a_killed_run_reports_what_it_really_scored(tmp_pat
         fh.write('{"kind": "window", "item_id": "0", "val')  # the line being written when it was killed
     monkeypatch.chdir(tmp_path)
     res = _cli(["evaluate", "--from-log", "calls.jsonl", "--out", "s.parquet"])
-    assert res.exit_code == 0, res.output
+    assert res.exit_code == 1, res.output  # finished, nothing scored: exit 1 with the output written (valueflow.outcome)
     assert "was cut short" in res.output and "0/3 scored" in res.output
     scores = pd.read_parquet(tmp_path / "s.parquet")
     assert len(scores) == 3 and scores["missing_reason"].str.startswith("incomplete log: 1 of 3 windows").all()

@@ -17,7 +17,8 @@ import pandas as pd
 import pandera.pandas as pa
 from pandera.errors import SchemaErrors
 
-from valueflow.io import stage_records, write_parquet
+from valueflow.io import InputError, stage_records, write_parquet
+from valueflow.redact import redact
 
 REJECTED_DIR = Path("data/rejected")
 REJECT_COLUMNS = ["stage", "file", "row", "column", "reason", "record"]
@@ -42,8 +43,8 @@ class RejectSink:
                     "file": str(file),
                     "row": int(number),
                     "column": column,
-                    "reason": reason,
-                    "record": json.dumps(_plain(record.to_dict()), ensure_ascii=False, default=str),
+                    "reason": redact(reason),  # a reason or a record may quote what a server sent back
+                    "record": redact(json.dumps(_plain(record.to_dict()), ensure_ascii=False, default=str)),
                 }
             )
 
@@ -105,7 +106,7 @@ def validate_rows(
         fatal = rowless[~rowless["check"].astype(str).str.startswith(("isin", "str_", "greater", "less", "in_range", "field_uniqueness"))]
         if len(fatal):
             detail = "; ".join(f"{c}: {chk} ({fc})" for c, chk, fc in fatal[["column", "check", "failure_case"]].itertuples(index=False))
-            raise ValueError(f"{file or 'input'}: {detail}") from None
+            raise InputError(f"{file or 'input'}: {detail}") from None
         reasons: dict[object, list[tuple[str, str]]] = {}
         row_checks = {str(c.error or c.name) for c in schema.to_schema().checks}
         for idx, column, check, case in cases.loc[cases["index"].notna(), ["index", "column", "check", "failure_case"]].itertuples(index=False):
@@ -126,6 +127,23 @@ def validate_rows(
             )
         kept = df.drop(index=bad)
         return schema.validate(kept, lazy=True) if len(kept) else schema.validate(kept.iloc[:0], lazy=True)
+
+
+def validate_file(df: pd.DataFrame, schema: type[pa.DataFrameModel], file: str) -> pd.DataFrame:
+    """Validate a file that must be valid as a whole (a stage's output read by the next stage): any failure is one
+    :class:`InputError` line naming the file, how many failures, and the first with its row and column."""
+    try:
+        return schema.validate(df, lazy=True)
+    except SchemaErrors as err:
+        cases = err.failure_cases
+        first = cases.iloc[0]
+        row = "" if pd.isna(first["index"]) else f"row {int(first['index']) + 1}, "
+        column = "" if first["column"] in (None, schema.__name__) else f"column {first['column']!r}: "
+        case = first["failure_case"]
+        what = _describe(str(first["check"])) if column else str(first["check"])
+        detail = f"{case!r} {what}" if column and not pd.isna(first["index"]) else f"{what} ({case})"
+        raise InputError(f"{file}: not a valid {schema.__name__.removesuffix('Schema').lower()} table "
+                         f"({len(cases)} failure(s)); first: {row}{column}{detail}") from None
 
 
 def _reject_uncoercible(df: pd.DataFrame, schema: type[pa.DataFrameModel], sink: RejectSink, file: str, numbers: pd.Series) -> pd.DataFrame:

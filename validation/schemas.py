@@ -129,6 +129,11 @@ class UtilitiesSchema(pa.DataFrameModel):
     def placed_when_ok(cls, df: pd.DataFrame) -> pd.Series:
         return (df["utility"].notna() | (df["status"] != "ok")).astype(bool)
 
+    @pa.dataframe_check(error="utility or utility_se is infinite")
+    def finite(cls, df: pd.DataFrame) -> pd.Series:
+        both = df[["utility", "utility_se"]].apply(pd.to_numeric, errors="coerce").abs()
+        return (both != float("inf")).all(axis=1)
+
     class Config:
         strict = False
         coerce = True

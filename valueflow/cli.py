@@ -12,32 +12,49 @@ import typer
 from typer._click import exceptions as click_errors  # typer ships its own click: its exceptions are these
 from typer.core import TyperGroup
 
-from valueflow.io import InputError
+from valueflow.io import InputError, disk_full_errno
+from valueflow.outcome import EXIT_BAD_INPUT, EXIT_FAILED, RunFailed
+from valueflow.redact import redact
 from valueflow.taxonomy import THEORIES, UnknownValueError, get_taxonomy
 
 
 class _UserErrorsAsOneLine(TyperGroup):
-    """A user's mistake (unknown value, unusable file, target or param, an option out of range) is one ``error:``
-    line and exit code 2.
+    """The one exit-code rule (``valueflow.outcome``): a user's mistake (unknown value, unusable file, target or
+    param, an option out of range) is one ``error:`` line and exit code 2; a run that finished with failed items
+    (:class:`RunFailed`, raised after its output is written) is one ``failed:`` line and exit code 1.
 
-    Done here, in the command group, so every command gets it and tests driving the app see what users see.
+    Done here, in the command group, so every command gets it and tests driving the app see what users see. Every
+    line passes through the redaction step (``valueflow.redact``): an error may quote a URL or a server's answer.
     """
 
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)
+        except RunFailed as err:
+            _line(f"failed: {err}")
+            raise typer.Exit(EXIT_FAILED) from None
         except (UnknownValueError, InputError, FileNotFoundError) as err:
-            typer.echo(f"error: {err}", err=True)
-            raise typer.Exit(2) from None
+            _line(f"error: {err}")
+            raise typer.Exit(EXIT_BAD_INPUT) from None
         except (PermissionError, IsADirectoryError, NotADirectoryError, FileExistsError) as err:  # an unwritable output
-            typer.echo(f"error: {err.filename or ''}: cannot be written: {err.strerror or err}", err=True)
-            raise typer.Exit(2) from None
+            _line(f"error: {err.filename or ''}: cannot be written: {err.strerror or err}")
+            raise typer.Exit(EXIT_BAD_INPUT) from None
+        except OSError as err:  # a full disk, quota or file-size limit: one line too
+            if disk_full_errno(err) is None:
+                raise
+            # every output is written under a temporary name and renamed (valueflow.io.atomic_path): the old file stays
+            _line(f"error: {err.filename or 'an output'}: cannot be written: {err.strerror or err} (nothing was replaced)")
+            raise typer.Exit(EXIT_BAD_INPUT) from None
         except click_errors.NoArgsIsHelpError:
             raise
         except click_errors.UsageError as err:  # an option of the wrong type or out of range, a missing argument
             where = f"{err.ctx.command_path}: " if err.ctx is not None else ""
-            typer.echo(f"error: {where}{err.format_message()}", err=True)
-            raise typer.Exit(2) from None
+            _line(f"error: {where}{err.format_message()}")
+            raise typer.Exit(EXIT_BAD_INPUT) from None
+
+
+def _line(message: str) -> None:
+    typer.echo(redact(" ".join(message.split("\n"))), err=True)
 
 
 app = typer.Typer(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import glob
 import hashlib
 import json
@@ -15,6 +16,20 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
+
+def warn(message: str) -> None:
+    """One ``warning:`` line on stderr for a problem that does not stop the run (redacted like every message).
+
+    Through ``tqdm.write``, so a progress bar on the terminal is moved out of the line's way.
+    """
+    import sys
+
+    from tqdm.auto import tqdm
+
+    from valueflow.redact import redact
+
+    tqdm.write(f"warning: {redact(message)}", file=sys.stderr)
 
 
 class InputError(ValueError):
@@ -43,9 +58,28 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         if Path(tmp).is_file():  # mkstemp makes 0600: a release file must be readable like any other
             os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
+    except OSError as err:
+        full = disk_full_errno(err)
+        if full is None:
+            raise
+        # writers (pyarrow) often say it without an errno or a file name: name the output the user knows
+        raise OSError(full, os.strerror(full), str(path)) from None
     finally:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
+
+
+#: a full disk, a quota, a file-size limit: no input is at fault, and the old output stays whole
+DISK_FULL_ERRNOS = (errno.ENOSPC, errno.EFBIG, errno.EDQUOT)
+
+
+def disk_full_errno(err: OSError) -> int | None:
+    """The errno when ``err`` says the disk (or a quota or size limit) is full, else None; also when a library
+    only says so in its message (pyarrow: "[errno 27] File too large")."""
+    if err.errno in DISK_FULL_ERRNOS:
+        return err.errno
+    text = str(err)
+    return next((e for e in DISK_FULL_ERRNOS if os.strerror(e) in text or f"errno {e}]" in text), None)
 
 
 @contextlib.contextmanager
@@ -116,6 +150,98 @@ def check_writable(path: str | Path) -> Path:
     return path
 
 
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        if a.exists() and b.exists():
+            return os.path.samefile(a, b)
+        return a.resolve() == b.resolve()
+    except OSError:
+        return False
+
+
+def _inside(path: Path, folder: Path) -> bool:
+    try:
+        return path.resolve().is_relative_to(folder.resolve()) and path.resolve() != folder.resolve()
+    except OSError:
+        return False
+
+
+def check_outputs(outputs: dict[str, str | Path | None], inputs: dict[str, str | Path | None]) -> None:
+    """Before any work: no output (out, log, store, rejected rows, metrics, receipt) is one of the inputs, and
+    every output file can be written. ``outputs`` and ``inputs`` map what a path is (``--out``, ``texts``) to the
+    path; None entries are skipped.
+
+    One check for every command, so ``--out`` naming the input file is exit 2 with nothing written instead of the
+    texts replaced by scores. Paths are compared resolved (links, ``..``), by inode where both exist.
+    """
+    given_in = {name: Path(p) for name, p in inputs.items() if p is not None}
+    seen: dict[Path, str] = {}
+    for name, p in outputs.items():
+        if p is None:
+            continue
+        out = Path(p)
+        folder = name.endswith(("store", "folder"))
+        for in_name, inp in given_in.items():
+            if _same_file(out, inp):
+                raise InputError(f"{out}: {name} is the input {in_name}; choose another path (nothing was written)")
+            if folder and _inside(inp, out):  # a folder output is swapped in whole: what it held would be gone
+                raise InputError(f"{out}: {name} holds the input {in_name} ({inp}); choose another folder "
+                                 "(nothing was written)")
+        for other, other_name in seen.items():
+            if _same_file(out, other):
+                raise InputError(f"{out}: {name} and {other_name} are the same file; choose another path (nothing was written)")
+        seen[out] = name
+        if not folder:  # a folder output (a store, a release) is made as needed
+            check_writable(out)
+
+
+def read_part_or_drop(path: Path) -> pd.DataFrame | None:
+    """A Parquet part of a store (collected rankings, a window design), or None when it cannot be read.
+
+    A part that a kill or a full disk cut short (or that is not Parquet at all) is set aside as
+    ``<name>.corrupt`` with a warning naming it, so its windows are asked again instead of the run dying on it.
+    """
+    try:
+        return pd.read_parquet(path)
+    except (OSError, ValueError) as err:  # pyarrow's ArrowInvalid is a ValueError
+        aside = path.with_name(path.name + ".corrupt")
+        with contextlib.suppress(OSError):
+            os.replace(path, aside)
+        warn(f"{path}: unreadable ({type(err).__name__}: {str(err)[:120]}); set aside as {aside.name}, "
+             "its windows are asked again")
+        return None
+
+
+@contextlib.contextmanager
+def one_writer(folder: str | Path, what: str) -> Iterator[None]:
+    """Hold the lock of ``folder`` (a store) while the block runs: one writer per store.
+
+    A second process on the same store says who holds it and waits; when it gets the lock it reads the store
+    afresh, so it finds what the first one collected and asks nothing twice.
+    """
+    import datetime
+    import socket
+
+    from filelock import FileLock, Timeout
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    lock, holder = FileLock(str(folder / ".lock")), folder / ".lock.holder"
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        who = holder.read_text(encoding="utf-8").strip() if holder.is_file() else "another process"
+        warn(f"{folder}: {what} is in use by {who}; waiting until it is done")
+        lock.acquire()
+    try:
+        since = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
+        holder.write_text(f"pid {os.getpid()} on {socket.gethostname()} since {since}\n", encoding="utf-8")
+        yield
+    finally:
+        holder.unlink(missing_ok=True)
+        lock.release()
+
+
 def write_parquet(df: pd.DataFrame, path: str | Path) -> Path:
     with atomic_path(path) as tmp:
         df.to_parquet(tmp, index=False)
@@ -129,7 +255,10 @@ def write_text(text: str, path: str | Path) -> Path:
 
 
 def write_json(obj: object, path: str | Path) -> Path:
-    return write_text(json.dumps(obj, indent=2, ensure_ascii=False, default=_json_default) + "\n", path)
+    """Metrics, receipts, caches: redacted on the way out (a failure reason in metrics may quote a server)."""
+    from valueflow.redact import redact
+
+    return write_text(redact(json.dumps(obj, indent=2, ensure_ascii=False, default=_json_default)) + "\n", path)
 
 
 def _json_default(obj: object) -> object:
@@ -191,6 +320,19 @@ def write_metrics(name: str, metrics: dict, root: str | Path = ".", out: str | P
     return write_json(metrics, stage_records(name, out, root)[0])
 
 
+def regular_file(path: str | Path, what: str = "file") -> Path:
+    """``path`` if it is a regular file; else one clear :class:`InputError`. A FIFO or a device would block or
+    never end when read, a folder is a typo: each is refused before it is opened."""
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"{path}: {what} not found")
+    if path.is_dir():
+        raise InputError(f"{path}: is a folder, not a {what}")
+    if not path.is_file():
+        raise InputError(f"{path}: not a regular file (a FIFO, socket or device); give a {what}")
+    return path
+
+
 TABLE_SUFFIXES = (".csv", ".tsv", ".jsonl", ".json", ".parquet")
 
 
@@ -200,9 +342,7 @@ def read_table(path: str | Path, *, required: tuple[str, ...] = (), sep: str | N
     Refused (``InputError``): a missing file, an empty file, a file that is not UTF-8 (with the byte offset), an
     unknown format, and a file without the ``required`` columns. The file itself is never changed.
     """
-    path = Path(path)
-    if not path.exists():
-        raise InputError(f"{path}: file not found")
+    path = regular_file(path)
     if path.stat().st_size == 0:
         raise InputError(f"{path}: file is empty")
     suffix = path.suffix.lower()

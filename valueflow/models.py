@@ -23,6 +23,12 @@ DEFAULT_BASE_MODEL = "all-MiniLM-L6-v2"
 _DEFAULT_ALIASES = {"all-minilm-l6-v2", "sentence-transformers/all-minilm-l6-v2"}
 
 
+#: the project's own model folders and the command that builds each: a user who asks for one before it exists is
+#: told how to make it, not sent to the Hub to look for a repo of that name
+PROJECT_MODELS = {"release/hives": "dvc repro eval_hives", "models/hives": "dvc repro train_hives",
+                  "release/judge": "dvc repro train_judge"}
+
+
 class ModelUnavailableError(InputError):
     """A named model cannot be had offline: a part package is missing, or an assembled copy fails its pin."""
 
@@ -196,6 +202,9 @@ def resolve_model_path(name_or_path: str) -> str:
             if "/" not in name_or_path or (model_cache_dir() / f"{pinned.name}-{pinned.revision[:8]}").exists():
                 raise  # a short name means the offline copy; a damaged copy is never bypassed
             return name_or_path
+    build = PROJECT_MODELS.get(os.path.normpath(name_or_path))
+    if build and not Path(name_or_path).is_dir():
+        raise InputError(f"{name_or_path}: no model here yet; build it with `{build}` (or pass --model)")
     looks_local = name_or_path.startswith((".", "/", "~")) or os.sep in name_or_path.rstrip("/").split("/", 1)[-1]
     if looks_local and not Path(name_or_path).expanduser().exists():
         raise FileNotFoundError(f"model path {name_or_path!r} does not exist")
@@ -204,19 +213,20 @@ def resolve_model_path(name_or_path: str) -> str:
 
 @lru_cache(maxsize=4)
 def load_sentence_model(name_or_path: str = DEFAULT_BASE_MODEL, device: str | None = None, revision: str | None = None):
-    """A cached ``SentenceTransformer``; the default base model loads offline."""
+    """A cached ``SentenceTransformer``; the default base model and pinned models load offline."""
+    path = resolve_model_path(name_or_path)  # a missing project model is named before the heavy import
     from sentence_transformers import SentenceTransformer
 
-    path = resolve_model_path(name_or_path)
     try:
         return SentenceTransformer(path, device=device, revision=revision)
-    except OSError as err:
+    except OSError as err:  # not a folder, and the Hub has no such model or is offline: the user's input, one line
         if path == name_or_path and (pinned := pinned_model(name_or_path)) is not None:
             # neither the part packages nor the Hub: say how to get it offline rather than show a network error
             raise ModelUnavailableError(f"{pinned.hub_id}: the Hub is unreachable ({type(err).__name__}) and the "
                                         f"offline parts are not installed; install them with: "
                                         f"{pinned.install_hint()}") from None
-        raise
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise InputError(f"{name_or_path}: no such model folder, and it cannot be loaded from the Hub ({reason})") from None
 
 
 #: characters kept per token of the model window before tokenizing: ordinary tokens are far shorter, so nothing

@@ -16,7 +16,7 @@ from typing import Any, ClassVar, Self
 import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 
-from valueflow.io import InputError
+from valueflow.io import InputError, regular_file
 
 DEFAULT_PARAMS = Path("params.yaml")
 
@@ -30,6 +30,7 @@ def load_params(path: str | Path = DEFAULT_PARAMS) -> dict:
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"{path}: params file not found (run from the project root or pass --params)")
+    regular_file(path, "params file")
     try:
         params = yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as err:
@@ -63,7 +64,7 @@ def describe_validation_error(err: ValidationError, stage: str, where: str, allo
     """One line for a pydantic error: where (file), stage.key, the reason; unknown keys list the allowed names."""
     parts = []
     for e in err.errors():
-        key = ".".join(str(x) for x in (stage, *e["loc"]))
+        key = ".".join(str(x) for x in (stage, *e["loc"]) if x != "")
         if e["type"] == "extra_forbidden":
             parts.append(f"{key}: unknown key; allowed: {', '.join(allowed)}")
         elif e["type"] == "missing":
@@ -97,7 +98,8 @@ class StageParams(BaseModel):
     :meth:`from_params`, or directly with keyword arguments (tests, Python users).
     """
 
-    model_config = ConfigDict(extra="forbid", validate_default=False, arbitrary_types_allowed=True)
+    # allow_inf_nan=False: an infinite or NaN number in params is a typo, never a setting
+    model_config = ConfigDict(extra="forbid", validate_default=False, arbitrary_types_allowed=True, allow_inf_nan=False)
 
     #: the params.yaml section (and the stage name in errors)
     section: ClassVar[str] = ""
@@ -134,15 +136,67 @@ class StageParams(BaseModel):
         return cls.from_params(stage_params(cls.section, path), where=str(path), **overrides)
 
 
-def canonical_values(names: list[Any]) -> list[str]:
-    """Value names in any alias -> canonical names; an unknown one is a ValueError listing the valid names.
+def canonical_values(names: list[Any], where: str = "values") -> list[str]:
+    """Value names in any alias -> canonical names, each once; an unknown one is a ValueError listing the valid
+    names.
 
-    For the ``values`` fields of the config models (a pydantic validator only turns ValueErrors into messages).
+    For the ``values`` fields of the config models (a pydantic validator only turns ValueErrors into messages) and
+    for ``--value`` options: ``benevolence`` and ``Benevolence`` are one value, asked once.
     """
     from valueflow.taxonomy import UnknownValueError, get_taxonomy
 
     tax = get_taxonomy()
     try:
-        return [tax.resolve(str(x)) for x in names]
+        return deduplicated([str(x) for x in names], tax.resolve, where)
     except UnknownValueError as err:
         raise ValueError(str(err)) from None
+
+
+def deduplicated(items: list[str], canonical, where: str) -> list[str]:
+    """``items`` in canonical form (``canonical(item)``), first occurrence kept, with a warning per duplicate.
+
+    Sets are sets: a value or judge given twice would be asked twice and give duplicate rankings.
+    """
+    from valueflow.io import warn
+
+    out: dict[str, str] = {}
+    for item in items:
+        name = canonical(item)
+        if name in out:
+            warn(f"{where}: {item!r} is {out[name]!r} again (the same {name}); used once")
+            continue
+        out[name] = item
+    return list(out)
+
+
+def check_options(target: Any, options: Mapping[str, Any], where: str) -> dict:
+    """``options`` checked against ``target``'s keyword parameters (a class or function) before it is called.
+
+    The one check for every set of options a user writes for a class (judge options, steering backends): an
+    unknown key is named with the allowed ones, a value of the wrong type or out of the range its annotation
+    declares (``Annotated[float, Field(gt=0)]``) is named with the reason, and floats must be finite. Returns the
+    options as validated (``"5"`` -> 5.0 for a float). Raises :class:`ParamsError` (one line, exit 2).
+    """
+    import inspect
+    import typing
+
+    from pydantic import create_model
+
+    func = target.__init__ if inspect.isclass(target) else target
+    params = {n: p for n, p in inspect.signature(func).parameters.items()
+              if n != "self" and p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)}
+    unknown = sorted(set(options) - set(params))
+    if unknown:
+        raise ParamsError(f"{where}: unknown option(s) {', '.join(map(str, unknown))}; allowed: {', '.join(params)}")
+    try:
+        hints = typing.get_type_hints(func, include_extras=True)
+    except Exception:  # noqa: BLE001  (an annotation that cannot be resolved: check names only)
+        hints = {}
+    fields = {n: (hints.get(n, Any), ...) for n in options}
+    model = create_model("Options", __config__=ConfigDict(arbitrary_types_allowed=True, allow_inf_nan=False,
+                                                          extra="forbid"), **fields)
+    try:
+        checked = model(**options)
+    except ValidationError as err:
+        raise ParamsError(describe_validation_error(err, "", where, list(params))) from None
+    return {n: getattr(checked, n) for n in options}

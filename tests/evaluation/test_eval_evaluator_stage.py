@@ -63,7 +63,8 @@ def test_evaluate_command_scores_a_file_logs_and_recomputes(vidb_release, tmp_pa
     out, log = tmp_path / "scores.parquet", tmp_path / "log.jsonl"
     runner = CliRunner()
     res = runner.invoke(app, ["evaluate", str(texts), "--value", "benevolence", "--value", "Care", "--judge", "embedding",
-                              "--vidb", str(vidb_release), "--text-column", "answer", "--out", str(out), "--log", str(log)])
+                              "--vidb", str(vidb_release), "--text-column", "answer", "--out", str(out), "--log", str(log),
+                              "--min-success", "0.5"])  # the empty text fails: accepted as a partial result
     assert res.exit_code == 0, res.output
     scores = pd.read_parquet(out)
     assert scores["item_id"].tolist() == ["a", "b", "c", "a", "b", "c"]
@@ -72,7 +73,8 @@ def test_evaluate_command_scores_a_file_logs_and_recomputes(vidb_release, tmp_pa
     assert "missing (2): empty text" in res.output
     again = tmp_path / "again.parquet"
     res = runner.invoke(app, ["evaluate", "--from-log", str(log), "--out", str(again)])
-    assert res.exit_code == 0, res.output
+    assert res.exit_code == 1, res.output  # the same two failures, not accepted this time: exit 1, output written
+    assert "failed: 2 of 6 texts failed" in res.output
     pd.testing.assert_frame_equal(pd.read_parquet(again), scores.drop(columns="judge"))
 
 

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from cards.publish import PublishError, publish, release_manifest
+from cards.publish import ReleaseNotBuilt, publish, release_manifest
 
 
 def test_dry_run_receipt_lists_exactly_what_would_be_pushed(hub, hub_token, make_cfg, release_dirs):
@@ -50,5 +50,5 @@ def test_unusable_release_folder_is_refused_with_its_name(tmp_path, broken):
     if broken == "no_readme":
         (folder / "data").mkdir(parents=True)
         (folder / "data" / "x.parquet").write_bytes(b"PAR1")
-    with pytest.raises(PublishError, match=str(folder).replace("/", "/") + ".*(not found|README)"):
-        release_manifest(folder)
+    with pytest.raises(ReleaseNotBuilt, match=str(folder).replace("/", "/") + ".*(not found|README)"):
+        release_manifest(folder)  # bad input (exit 2, nothing written), not a failed push

@@ -71,22 +71,45 @@ def answers_from_scores(judge_name: str, value: str, windows: Sequence[Sequence[
     return answers
 
 
-_REGISTRY: dict[str, Callable[..., Judge]] = {}
+_REGISTRY: dict[str, tuple[Callable[..., Judge], type[Judge]]] = {}
 
 
-def register_judge(kind: str) -> Callable[[Callable[..., Judge]], Callable[..., Judge]]:
-    """Register a factory for judge specs ``<kind>`` or ``<kind>:<argument>``."""
+def register_judge(kind: str, options_of: type[Judge]) -> Callable[[Callable[..., Judge]], Callable[..., Judge]]:
+    """Register a factory for judge specs ``<kind>`` or ``<kind>:<argument>``; ``options_of`` is the judge class
+    whose constructor signature (names, types, ranges) the spec's options are checked against."""
 
     def deco(factory: Callable[..., Judge]) -> Callable[..., Judge]:
-        _REGISTRY[kind] = factory
+        _REGISTRY[kind] = (factory, options_of)
         return factory
 
     return deco
 
 
+def canonical_judge_spec(spec: object) -> str:
+    """The form two specs of one judge share: no surrounding blanks, the kind in lower case."""
+    kind, sep, arg = str(spec).strip().partition(":")
+    return f"{kind.strip().lower()}{sep}{arg.strip()}"
+
+
 def make_judge(spec: str, **options: object) -> Judge:
-    """Build a judge from a spec such as ``embedding`` or ``chat:gemma-3-27b-it@http://localhost:8000/v1``."""
-    kind, _, arg = spec.partition(":")
+    """Build a judge from a spec such as ``embedding`` or ``chat:gemma-3-27b-it@http://localhost:8000/v1``.
+
+    Every problem of the spec or its options (unknown kind, an empty argument, an unknown option, a wrong type, a
+    count or timeout out of range) is one :class:`valueflow.io.ConfigError` naming the judge, raised before the
+    judge is built.
+    """
+    from valueflow.io import ConfigError
+    from valueflow.params import check_options
+
+    spec = canonical_judge_spec(spec)
+    kind, sep, arg = spec.partition(":")
     if kind not in _REGISTRY:
-        raise ValueError(f"unknown judge {spec!r}; known kinds: {', '.join(sorted(_REGISTRY))}")
-    return _REGISTRY[kind](arg, **options) if arg else _REGISTRY[kind](**options)
+        raise ConfigError(f"unknown judge {spec!r}; known kinds: {', '.join(sorted(_REGISTRY))}")
+    if sep and not arg:
+        raise ConfigError(f"judge {spec!r}: nothing after ':'; e.g. chat:<model>@<base_url>, cross:<folder>")
+    factory, judge_class = _REGISTRY[kind]
+    options = check_options(judge_class, options, where=f"judge {spec} options")
+    try:
+        return factory(arg, **options) if arg else factory(**options)
+    except ValueError as err:  # a factory's own check of its argument (a chat judge without a model)
+        raise ConfigError(f"judge {spec}: {err}") from None

@@ -12,8 +12,10 @@ What makes it safe to run at scale:
 - transport errors, timeouts, 408/429/5xx answers and bodies that are no chat completion are retried, waiting
   as the server's ``Retry-After`` asks, else with jittered exponential backoff (``valueflow.chat_http``);
 - windows are sent ``concurrency`` at a time;
-- every successful reply is cached on disk under ``cache_dir``, keyed by a hash of the full request (model,
-  messages, sampling settings), so a rerun or a resumed collection never pays twice for the same prompt.
+- every reply that parses into a valid ranking or rating is cached on disk under ``cache_dir``, keyed by a hash of
+  the full request (model, messages, sampling settings), so a rerun or a resumed collection never pays twice for
+  the same prompt; a malformed reply is never cached, so a fixed server is asked again;
+- one deadline per request (connect to last byte) and a cap on the answer's size (``valueflow.chat_http.post_chat``).
 
 ``rate()`` asks for a direct intensity in [-10, 10] (one text per call): the rating baseline the paper compares
 ranking against.
@@ -31,12 +33,23 @@ import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Annotated
 
 import numpy as np
+from pydantic import Field
 
-from valueflow.chat_http import PermanentError, TransientError, endpoint_api_key, read_response, retry_delay
-from valueflow.io import seeded_rng
+from valueflow.chat_http import (
+    DEFAULT_MAX_ANSWER_BYTES,
+    PermanentError,
+    TransientError,
+    endpoint_api_key,
+    post_chat,
+    retry_delay,
+    run_blocking,
+)
+from valueflow.io import seeded_rng, warn
 from valueflow.judges.base import Judge, JudgeAnswer, register_judge
+from valueflow.redact import redact
 from valueflow.taxonomy import get_taxonomy
 
 PROMPT_VERSION = "rank-v1"
@@ -101,9 +114,17 @@ def parse_rating(reply: str) -> float:
     return x
 
 
+Seconds = Annotated[float, Field(gt=0)]
+Count = Annotated[int, Field(ge=0)]
+Positive = Annotated[int, Field(ge=1)]
+
+#: how much of a rejected reply goes back to the model on a re-ask: enough to see the mistake, never a flood
+REASK_ECHO_CHARS = 1000
+
+
 class ChatJudge(Judge):
     transport_options = frozenset({"timeout", "max_retries", "backoff", "max_backoff", "reasks", "concurrency",
-                                   "cache_dir", "api_key_env", "allow_insecure_http"})
+                                   "cache_dir", "api_key_env", "allow_insecure_http", "max_answer_bytes"})
 
     """Ranks (and rates) texts with an OpenAI-compatible ``/chat/completions`` endpoint.
 
@@ -114,17 +135,18 @@ class ChatJudge(Judge):
             ``$OPENAI_API_KEY`` (``valueflow.chat_http.endpoint_api_key``). The key is never written to the cache
             or the logs.
         allow_insecure_http: send the key over plain http to a host other than this machine (off: refused).
-        timeout: seconds per HTTP request.
+        timeout: seconds per HTTP request, from connect to the answer's last byte (one deadline, not per read).
         max_retries: retries after a timeout, a transport error, a 408/429/5xx answer or a body that is no reply.
         backoff: first retry delay in seconds (jittered); doubles with every retry. A ``Retry-After`` header wins.
         max_backoff: the longest wait before a retry, whatever the server asks.
         reasks: how many times a malformed answer is re-asked before the window is given up.
         concurrency: windows in flight at once.
-        cache_dir: on-disk reply cache (``None`` disables it); default ``data/cache/chat``.
+        cache_dir: on-disk cache of valid answers (``None`` disables it); default ``data/cache/chat``.
         seed: seeds the presentation shuffle and is sent to the server (servers that honour it are reproducible).
         temperature: sampling temperature (default 0, as in the paper's evaluator).
         max_tokens: reply length limit.
         shuffle: randomise presentation order per window (answers are mapped back to the window's order).
+        max_answer_bytes: an answer body above this size is refused unread (``chat_http.AnswerTooLarge``).
     """
 
     def __init__(
@@ -133,20 +155,19 @@ class ChatJudge(Judge):
         base_url: str | None = None,
         api_key_env: str | None = None,
         allow_insecure_http: bool = False,
-        timeout: float = 60.0,
-        max_retries: int = 4,
-        backoff: float = 1.0,
-        max_backoff: float = 60.0,
-        reasks: int = 2,
-        concurrency: int = 4,
+        timeout: Seconds = 60.0,
+        max_retries: Count = 4,
+        backoff: Annotated[float, Field(ge=0)] = 1.0,
+        max_backoff: Annotated[float, Field(ge=0)] = 60.0,
+        reasks: Count = 2,
+        concurrency: Positive = 4,
         cache_dir: str | Path | None = "data/cache/chat",
         seed: int = 0,
-        temperature: float = 0.0,
-        max_tokens: int = 64,
+        temperature: Annotated[float, Field(ge=0, le=2)] = 0.0,
+        max_tokens: Positive = 64,
         shuffle: bool = True,
+        max_answer_bytes: Positive = DEFAULT_MAX_ANSWER_BYTES,
     ) -> None:
-        import httpx
-
         self.model = model
         self.base_url = (base_url or os.environ.get("OPENAI_BASE_URL") or "https://api.openai.com/v1").rstrip("/")
         api_key = endpoint_api_key(self.base_url, api_key_env, allow_insecure_http=allow_insecure_http,
@@ -157,12 +178,11 @@ class ChatJudge(Judge):
         self.reasks, self.concurrency = int(reasks), max(1, int(concurrency))
         self.cache_dir = Path(cache_dir) if cache_dir else None
         self.seed, self.temperature, self.max_tokens, self.shuffle = int(seed), float(temperature), int(max_tokens), bool(shuffle)
+        self.max_answer_bytes = int(max_answer_bytes)
         self.name = f"chat:{model}@{PROMPT_VERSION}"
-        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
-        # no redirects: a 30x must not carry the key to another host
-        self._client = httpx.Client(timeout=self.timeout, headers=headers, follow_redirects=False)
+        self._headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self._lock = threading.Lock()
-        self.stats = {"requests": 0, "cache_hits": 0, "retries": 0, "reasks": 0, "failures": 0}
+        self.stats = {"requests": 0, "cache_hits": 0, "retries": 0, "reasks": 0, "failures": 0, "cache_dropped": 0}
 
     def answer_settings(self) -> dict:
         return {"base_url": self.base_url, "temperature": self.temperature, "seed": self.seed,
@@ -186,44 +206,56 @@ class ChatJudge(Judge):
     def request_hash(payload: dict) -> str:
         return hashlib.sha256(json.dumps(payload, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
 
-    def _cache_path(self, key: str) -> Path | None:
-        return self.cache_dir / key[:2] / f"{key}.json" if self.cache_dir else None
+    def _cache_path(self, messages: list[dict]) -> Path | None:
+        if not self.cache_dir:
+            return None
+        key = self.request_hash({**self._payload(messages), "endpoint": self.base_url})  # two servers, one model name
+        return self.cache_dir / key[:2] / f"{key}.json"
 
-    def complete(self, messages: list[dict]) -> str:
-        """One chat completion, from the cache when this exact request was answered before."""
-        import httpx
+    def _recall(self, messages: list[dict], parse) -> tuple[str, object] | None:
+        """(reply, parsed) from the cache, or None. An entry that cannot be read or no longer parses (a truncated
+        file, a bad answer cached by an older version) is dropped with a warning naming it, and asked again."""
+        path = self._cache_path(messages)
+        if path is None or not path.exists():
+            return None
+        try:
+            content = json.loads(path.read_text(encoding="utf-8"))["content"]
+            result = content, parse(content)
+        except (OSError, ValueError, KeyError, TypeError) as err:  # MalformedAnswer is a ValueError
+            warn(f"{path}: unusable cached answer dropped and asked again ({type(err).__name__}: {str(err)[:120]})")
+            path.unlink(missing_ok=True)
+            self._count("cache_dropped")
+            return None
+        self._count("cache_hits")
+        return result
 
+    def _remember(self, messages: list[dict], content: str) -> None:
+        """Cache a reply that parsed: only a valid answer is ever kept (a bad one would be served forever)."""
         from valueflow.io import write_json
 
-        payload = self._payload(messages)
-        key = self.request_hash({**payload, "endpoint": self.base_url})  # two servers may serve one model name
-        path = self._cache_path(key)
-        if path is not None and path.exists():
-            self._count("cache_hits")
-            return json.loads(path.read_text(encoding="utf-8"))["content"]
+        path = self._cache_path(messages)
+        if path is not None:
+            write_json({"model": self.model, "content": content, "prompt_hash": path.stem}, path)
+
+    def complete(self, messages: list[dict]) -> str:
+        """One chat completion from the server (retried on transient failures); the cache is :meth:`_ask`'s."""
         last_error = TransientError("no attempt made")
+        payload = self._payload(messages)
         for attempt in range(self.max_retries + 1):
             if attempt:
                 self._count("retries")
                 time.sleep(retry_delay(attempt, last_error, self.backoff, self.max_backoff, self._jitter))
             try:
                 self._count("requests")
-                content, _ = read_response(self._client.post(f"{self.base_url}/chat/completions", json=payload))
-            except httpx.TimeoutException:
-                last_error = TransientError(f"timeout after {self.timeout:g} s")
-                continue
-            except httpx.TransportError as err:
-                last_error = TransientError(f"transport error: {type(err).__name__}")
-                continue
-            except TransientError as err:  # 408/429/5xx (with the server's Retry-After) or a body that is no reply
+                content, _ = run_blocking(post_chat(self.base_url, payload, headers=self._headers,
+                                                    deadline_s=self.timeout, max_bytes=self.max_answer_bytes))
+            except TransientError as err:  # timeout, transport, 408/429/5xx (with Retry-After), a body that is no reply
                 last_error = err
                 continue
             except PermanentError as err:
-                raise PermanentError(f"{self.base_url}: {err}") from None
-            if path is not None:
-                write_json({"model": self.model, "content": content, "prompt_hash": key}, path)
+                raise PermanentError(f"{redact(self.base_url)}: {err}") from None
             return content
-        raise ConnectionError(f"{self.base_url}: gave up after {self.max_retries + 1} attempts ({last_error})")
+        raise ConnectionError(f"{redact(self.base_url)}: gave up after {self.max_retries + 1} attempts ({last_error})")
 
     def _ask(self, prompt: str, parse, k_hint: str) -> tuple[object | None, str | None, str | None, str]:
         """Ask, re-asking on a malformed reply; returns (parsed, error, raw reply, prompt hash)."""
@@ -233,21 +265,29 @@ class ChatJudge(Judge):
         for attempt in range(self.reasks + 1):
             if attempt:
                 self._count("reasks")
+            hit = self._recall(messages, parse)
+            if hit is not None:
+                return hit[1], None, hit[0], prompt_hash
             try:
                 raw = self.complete(messages)
             except (ConnectionError, RuntimeError) as err:
                 self._count("failures")
                 return None, str(err), raw, prompt_hash
             try:
-                return parse(raw), None, raw, prompt_hash
+                parsed = parse(raw)
             except MalformedAnswer as err:
                 problem = str(err)
+                shown = raw if len(raw) <= REASK_ECHO_CHARS else raw[:REASK_ECHO_CHARS] + " [...]"
                 messages = messages + [
-                    {"role": "assistant", "content": raw},
+                    {"role": "assistant", "content": shown},
                     {"role": "user", "content": f"Your answer {problem}. {k_hint} Do not write anything else."},
                 ]
+                continue
+            self._remember(messages, raw)
+            return parsed, None, raw, prompt_hash
         self._count("failures")
-        return None, f"malformed answer after {self.reasks} re-ask(s): {problem}", raw, prompt_hash
+        shown = raw if raw is None or len(raw) <= REASK_ECHO_CHARS else raw[:REASK_ECHO_CHARS] + " [...]"
+        return None, f"malformed answer after {self.reasks} re-ask(s): {problem}", shown, prompt_hash
 
     # -- prompts --------------------------------------------------------------------------------------------
     @staticmethod
@@ -307,10 +347,10 @@ class ChatJudge(Judge):
             return list(pool.map(lambda t: self._rate_one(value, t), texts))
 
     def close(self) -> None:
-        self._client.close()
+        """Nothing to release: every request has its own client (one total deadline each, see ``post_chat``)."""
 
 
-@register_judge("chat")
+@register_judge("chat", options_of=ChatJudge)
 def _make(spec: str = "", **options: object) -> ChatJudge:
     """``chat:<model>@<base_url>``; ``@<base_url>`` is optional (then ``base_url`` option or $OPENAI_BASE_URL)."""
     model, _, base_url = spec.partition("@")

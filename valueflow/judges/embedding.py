@@ -84,6 +84,6 @@ class EmbeddingJudge(Judge):
         return [float(x) for x in np.clip(self.score(value, texts) * 50.0, -10.0, 10.0)]
 
 
-@register_judge("embedding")
+@register_judge("embedding", options_of=EmbeddingJudge)
 def _make(model: str = DEFAULT_BASE_MODEL, **options: object) -> EmbeddingJudge:
     return EmbeddingJudge(model=model, **options)  # type: ignore[arg-type]

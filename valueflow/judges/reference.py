@@ -51,8 +51,8 @@ class ReferenceJudge(Judge):
         for window in windows:
             labels = [self._label(value, t) for t in window]
             missing = [i for i, x in enumerate(labels) if x is None]
-            if missing:
-                answers.append(JudgeAnswer(None, error=f"no reference label for window position(s) {missing}"))
+            if missing:  # the judge abstains (nothing to order), as for ties: no retry can give it a label
+                answers.append(JudgeAnswer((), error=f"no reference label for window position(s) {missing}"))
                 continue
             digest = hashlib.sha1("\x1f".join([str(self.seed), value, *window]).encode()).hexdigest()[:16]
             groups: dict[float, list[int]] = {}
@@ -69,6 +69,6 @@ class ReferenceJudge(Judge):
         return [self._label(value, t) for t in texts]
 
 
-@register_judge("reference")
+@register_judge("reference", options_of=ReferenceJudge)
 def _make(source: str = "labels", **options: object) -> ReferenceJudge:
     return ReferenceJudge(source=source, **options)  # type: ignore[arg-type]

@@ -84,7 +84,7 @@ class SimulatedJudge(Judge):
         return out
 
 
-@register_judge("simulated")
+@register_judge("simulated", options_of=SimulatedJudge)
 def _make(truth: Mapping[object, float] | Callable[[str, str], float | None] | None = None, **options: object) -> SimulatedJudge:
     """``make_judge("simulated", truth={...}, noise=1.0)``: needs the truth, so it is for code, not the CLI."""
     if truth is None:

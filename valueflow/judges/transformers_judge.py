@@ -133,7 +133,7 @@ class TransformersJudge(ChatJudge):
         self._lm = None
 
 
-@register_judge("transformers")
+@register_judge("transformers", options_of=TransformersJudge)
 def _make(model: str = "", **options: object) -> TransformersJudge:
     """``transformers:<model name or folder>``."""
     if not model:

@@ -298,7 +298,7 @@ def load_calibration(folder: Path) -> Calibration | None:
     return Calibration.from_json(json.loads(path.read_text(encoding="utf-8"))) if path.exists() else None
 
 
-@register_judge("learned")
+@register_judge("learned", options_of=LearnedJudge)
 def _make(model: str | None = None, **options: object) -> LearnedJudge:
     """``learned`` or ``learned:<folder or Hub id>``; options backend= (torch, onnx), threads=, batch_size=, device=."""
     return LearnedJudge(model=model, **options)  # type: ignore[arg-type]
