@@ -15,7 +15,7 @@ CHAT = "chat:m@http://127.0.0.1:9/v1"  # never reached: every case is refused be
 
 
 @pytest.mark.parametrize("judges, options, message", [
-    (["nosuch"], {}, "unknown judge 'nosuch'; known kinds: chat, cross"),
+    (["nosuch"], {}, "unknown judge 'nosuch'; known kinds: chat, embedding, learned"),
     (["chat:"], {}, "judge 'chat:': nothing after ':'"),
     (["embedding"], {"embedding": {"nosuchopt": 1}}, "judge embedding options: unknown option(s) nosuchopt; allowed: model, batch_size, device"),
     ([CHAT], {CHAT: {"timeout": "abc"}}, "timeout: Input should be a valid number"),

@@ -106,7 +106,7 @@ def make_judge(spec: str, **options: object) -> Judge:
     if kind not in _REGISTRY:
         raise ConfigError(f"unknown judge {spec!r}; known kinds: {', '.join(sorted(_REGISTRY))}")
     if sep and not arg:
-        raise ConfigError(f"judge {spec!r}: nothing after ':'; e.g. chat:<model>@<base_url>, cross:<folder>")
+        raise ConfigError(f"judge {spec!r}: nothing after ':'; e.g. chat:<model>@<base_url>, learned:<folder>")
     factory, judge_class = _REGISTRY[kind]
     options = check_options(judge_class, options, where=f"judge {spec} options")
     try:
