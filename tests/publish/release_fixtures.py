@@ -104,7 +104,7 @@ def make_judge_release(folder: Path, version: str = "1.0.0") -> Path:
     values = [v.name for v in get_taxonomy().values]
     head = Dense(384, len(values), activation_function=torch.nn.Identity())
     torch.nn.init.normal_(head.linear.weight, generator=torch.Generator().manual_seed(0))
-    save_judge(build_judge_model(load_sentence_model(), [head]), folder, values, "all-MiniLM-L6-v2", HeadConfig())
+    save_judge(build_judge_model(load_sentence_model(), head), folder, values, "all-MiniLM-L6-v2", HeadConfig())
     (folder / CALIBRATION_FILE).write_text(json.dumps(Calibration([-1.0, 1.0], [-8.0, 8.0], 8.0).to_json()))
     card = "---\nlicense: apache-2.0\nlibrary_name: sentence-transformers\npipeline_tag: text-classification\n---\n\n"
     (folder / "README.md").write_text(card + f"# VIDB judge {version}\n")
