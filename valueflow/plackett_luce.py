@@ -106,6 +106,8 @@ class RankingData:
     def subset(self, keep: np.ndarray) -> tuple[RankingData, np.ndarray]:
         """Restrict to the items where ``keep`` is true (rankings touching others are dropped); returns new->old ids."""
         old_ids = np.flatnonzero(keep)
+        if len(old_ids) == self.n_items:  # the usual case: one component, nothing to copy
+            return self, old_ids
         new_of_old = np.full(self.n_items, -1, dtype=np.int64)
         new_of_old[old_ids] = np.arange(len(old_ids))
         groups = {}
@@ -135,29 +137,113 @@ class PLFit:
     diagnostics: dict = field(default_factory=dict)
 
 
-def _negative_log_posterior(theta: np.ndarray, data: RankingData, beta: np.ndarray, precision: float) -> tuple[float, np.ndarray]:
-    f = 0.5 * precision * float(theta @ theta)
-    grad = precision * theta
-    for orders, judges in data.groups.values():
-        k = orders.shape[1]
-        w = beta[judges][:, None]
-        u = w * theta[orders]
-        # lse[:, j] = log sum_{l >= j} exp(u_l): the log-normaliser of stage j
-        lse = np.logaddexp.accumulate(u[:, ::-1], axis=1)[:, ::-1]
-        f -= float((u[:, :-1] - lse[:, :-1]).sum())
-        g = np.zeros_like(u)
-        g[:, :-1] = 1.0  # the item chosen at stage j (the last stage is certain and carries no information)
-        for j in range(k - 1):
-            g[:, j:] -= np.exp(u[:, j:] - lse[:, j : j + 1])
-        grad = grad - np.bincount(orders.ravel(), weights=(w * g).ravel(), minlength=data.n_items)
-    return f, grad
+class _Objective:
+    """The negative log-posterior of theta for fixed judge weights, its gradient and Hessian diagonal, at memory speed.
+
+    Built once per theta fit and reused for every L-BFGS evaluation. Why it is fast:
+    - layout: each window size's rankings are stored by place, ``cols[l]`` = the items at place l of every ranking
+      (contiguous), sorted by judge so that one judge's rankings are one slice;
+    - one ``exp`` per item and judge, not per entry: ``e = exp(beta_g theta - c_g)`` is gathered into a kept buffer;
+      within a ranking the shift ``c_g`` cancels;
+    - the gradient needs no further exp: with ``S_j = sum_{l >= j} e_l`` and ``C_l = sum_{j <= min(l, k-2)} 1/S_j``
+      the derivative of log P with respect to u_l is ``[l < k-1] - e_l C_l``; the constant part is scattered once,
+      here, the rest with one ``np.bincount`` per window size;
+    - every k x R buffer is allocated once.
+    When beta * (max theta - min theta) exceeds ``_SAFE_SPREAD`` (a far line-search probe), a shared shift could
+    underflow a normaliser, so that judge's rankings take the per-stage log-sum-exp path instead (slower, exact).
+    """
+
+    _SAFE_SPREAD = 300.0  # e >= exp(-300) and 1/S^2 <= exp(600): nothing under- or overflows
+
+    def __init__(self, data: RankingData, beta: np.ndarray, precision: float) -> None:
+        self.n, self.precision = data.n_items, precision
+        self.beta = np.asarray(beta, dtype=float)
+        self.linear = np.zeros(self.n)  # sum of beta over the places where the item was chosen (all but the last)
+        self.groups = []
+        for orders, judges in data.groups.values():
+            k = orders.shape[1]
+            if len(judges) and not (judges[1:] >= judges[:-1]).all():
+                orders, judges = orders[np.argsort(judges, kind="stable")], np.sort(judges)
+            cols = np.ascontiguousarray(orders.T, dtype=np.intp)
+            bounds = np.r_[0, np.flatnonzero(np.diff(judges)) + 1, len(judges)]
+            slices = [(int(judges[a]), slice(int(a), int(b))) for a, b in zip(bounds[:-1], bounds[1:]) if b > a]
+            for g, sl in slices:
+                self.linear += self.beta[g] * np.bincount(cols[: k - 1, sl].ravel(), minlength=self.n)
+            self.groups.append((k, cols, slices, np.empty((k, cols.shape[1])), np.empty((k - 1, cols.shape[1]))))
+
+    def _weights(self, theta: np.ndarray, k: int, cols: np.ndarray, slices, e: np.ndarray, s: np.ndarray,
+                 hessian: bool) -> tuple[float, np.ndarray | None]:
+        """Per entry, into ``e``: W_l = sum_j p_jl (p_jl = exp(u_l) / S_j, the chance that place l's item is picked
+        at stage j <= l); with ``hessian`` also V_l = sum_j p_jl^2 (returned). Returns the sum of log S_j as well."""
+        top, bottom = float(theta.max()), float(theta.min())
+        log_z = 0.0
+        squares = np.empty_like(e) if hessian else None
+        for g, sl in slices:
+            b = self.beta[g]
+            es, ss = e[:, sl], s[:, sl]
+            if b * (top - bottom) <= self._SAFE_SPREAD:
+                table = np.exp(b * theta - b * top)
+                for l in range(k):
+                    np.take(table, cols[l, sl], out=es[l], mode="clip")
+                np.add(es[k - 2], es[k - 1], out=ss[k - 2])
+                for j in range(k - 3, -1, -1):
+                    np.add(es[j], ss[j + 1], out=ss[j])
+                np.reciprocal(ss, out=ss)
+                log_z += (k - 1) * (sl.stop - sl.start) * b * top - float(np.log(ss).sum())
+                if hessian:
+                    d = ss * ss
+                    for l in range(1, k - 1):
+                        d[l] += d[l - 1]
+                    sq = squares[:, sl]
+                    np.multiply(es, es, out=sq)
+                    sq[: k - 1] *= d
+                    sq[k - 1] *= d[k - 2]
+                for l in range(1, k - 1):  # ss[l] = C_l
+                    ss[l] += ss[l - 1]
+                es[: k - 1] *= ss
+                es[k - 1] *= ss[k - 2]
+            else:
+                u = b * theta[cols[:, sl]]
+                lse = np.logaddexp.accumulate(u[::-1], axis=0)[::-1]  # lse[j] = log S_j
+                log_z += float(lse[: k - 1].sum())
+                es[:] = 0.0
+                if hessian:
+                    squares[:, sl] = 0.0
+                for j in range(k - 1):
+                    p = np.exp(u[j:] - lse[j])
+                    es[j:] += p
+                    if hessian:
+                        squares[j:, sl] += p * p
+        return log_z, squares
+
+    def __call__(self, theta: np.ndarray) -> tuple[float, np.ndarray]:
+        f = 0.5 * self.precision * float(theta @ theta) - float(self.linear @ theta)
+        grad = self.precision * theta - self.linear
+        for k, cols, slices, e, s in self.groups:
+            log_z, _ = self._weights(theta, k, cols, slices, e, s, hessian=False)
+            f += log_z
+            for g, sl in slices:
+                if self.beta[g] != 1.0:
+                    e[:, sl] *= self.beta[g]
+            grad += np.bincount(cols.ravel(), weights=e.ravel(), minlength=self.n)
+        return f, grad
+
+    def hessian_diagonal(self, theta: np.ndarray) -> np.ndarray:
+        """H_ii: the prior precision plus, per entry, beta^2 sum_j p_jl (1 - p_jl)."""
+        diag = np.full(self.n, self.precision)
+        for k, cols, slices, e, s in self.groups:
+            _, squares = self._weights(theta, k, cols, slices, e, s, hessian=True)
+            e -= squares
+            for g, sl in slices:
+                e[:, sl] *= self.beta[g] ** 2
+            diag += np.bincount(cols.ravel(), weights=e.ravel(), minlength=self.n)
+        return diag
 
 
-def _fit_theta(data: RankingData, beta: np.ndarray, precision: float, theta0: np.ndarray, max_iter: int, tol: float):
+def _fit_theta(objective: _Objective, theta0: np.ndarray, max_iter: int, tol: float):
     res = optimize.minimize(
-        _negative_log_posterior,
+        objective,
         theta0,
-        args=(data, beta, precision),
         jac=True,
         method="L-BFGS-B",
         options={"maxiter": max_iter, "gtol": tol, "ftol": 1e-12, "maxcor": 20},
@@ -195,10 +281,12 @@ def _fit_beta(theta: np.ndarray, data: RankingData, beta: np.ndarray, prior_sd: 
     return beta
 
 
-def _hessian(theta: np.ndarray, data: RankingData, beta: np.ndarray, precision: float, dense: bool):
-    """The Hessian of the negative log-posterior (sparse matrix), or only its diagonal."""
+def _hessian(theta: np.ndarray, data: RankingData, beta: np.ndarray, objective: _Objective, dense: bool):
+    """The Hessian of the negative log-posterior (dense matrix, for few items), or only its diagonal."""
     n = data.n_items
-    diag = np.full(n, precision)
+    diag = objective.hessian_diagonal(theta)
+    if not dense:
+        return diag
     rows, cols, vals = [], [], []
     for orders, judges in data.groups.values():
         k = orders.shape[1]
@@ -206,19 +294,15 @@ def _hessian(theta: np.ndarray, data: RankingData, beta: np.ndarray, precision: 
         u = w * theta[orders]
         lse = np.logaddexp.accumulate(u[:, ::-1], axis=1)[:, ::-1]
         w2 = (w[:, 0] ** 2)[:, None]
-        for j in range(k - 1):
+        for j in range(k - 1):  # off-diagonal: -beta^2 p_a p_b for every pair a != b still in play at stage j
             p = np.exp(u[:, j:] - lse[:, j : j + 1])
-            diag += np.bincount(orders[:, j:].ravel(), weights=(w2 * p * (1 - p)).ravel(), minlength=n)
-            if dense:
-                m = k - j
-                sub = orders[:, j:]
-                outer = -(w2[:, :, None] * p[:, :, None] * p[:, None, :])
-                off = ~np.eye(m, dtype=bool)
-                rows.append(np.repeat(sub[:, :, None], m, axis=2)[:, off].ravel())
-                cols.append(np.repeat(sub[:, None, :], m, axis=1)[:, off].ravel())
-                vals.append(outer[:, off].ravel())
-    if not dense:
-        return diag
+            m = k - j
+            sub = orders[:, j:]
+            outer = -(w2[:, :, None] * p[:, :, None] * p[:, None, :])
+            off = ~np.eye(m, dtype=bool)
+            rows.append(np.repeat(sub[:, :, None], m, axis=2)[:, off].ravel())
+            cols.append(np.repeat(sub[:, None, :], m, axis=1)[:, off].ravel())
+            vals.append(outer[:, off].ravel())
     r = np.concatenate(rows + [np.arange(n)])
     c = np.concatenate(cols + [np.arange(n)])
     v = np.concatenate(vals + [diag])
@@ -249,7 +333,7 @@ def _cross_fitted_reliability(data, beta, used, anchor, precision, reliability_s
         for g in np.flatnonzero(used & ~anchor):
             others = used.copy()
             others[g] = False
-            theta_minus = _fit_theta(_only_judges(data, others), beta, precision, theta0, max_iter, tol).x
+            theta_minus = _fit_theta(_Objective(_only_judges(data, others), beta, precision), theta0, max_iter, tol).x
             only = np.zeros(len(beta), dtype=bool)
             only[g] = True
             new[g] = _fit_beta(theta_minus, _only_judges(data, only), np.ones(len(beta)), reliability_sd)[g]
@@ -298,7 +382,8 @@ def fit_plackett_luce(
     for _, judges in sub.groups.values():
         used_judges[np.unique(judges)] = True
     theta = np.zeros(sub.n_items)
-    res = _fit_theta(sub, beta, precision, theta, max_iter, tol)
+    objective = _Objective(sub, beta, precision)
+    res = _fit_theta(objective, theta, max_iter, tol)
     theta = res.x
     n_iter = int(res.nit)
     if estimate_reliability and used_judges.sum() > 1:
@@ -314,15 +399,16 @@ def fit_plackett_luce(
                 if top > 0:
                     beta, theta = beta / top, theta * top
                 beta[~used_judges] = 1.0
-                res = _fit_theta(sub, beta, precision, theta, max_iter, tol)
+                res = _fit_theta(_Objective(sub, beta, precision), theta, max_iter, tol)
                 theta = res.x
                 n_iter += int(res.nit)
-        res = _fit_theta(sub, beta, precision, theta, max_iter, tol)
+        objective = _Objective(sub, beta, precision)
+        res = _fit_theta(objective, theta, max_iter, tol)
         theta = res.x
         n_iter += int(res.nit)
 
     dense = sub.n_items <= dense_se_limit
-    hess = _hessian(theta, sub, beta, precision, dense)
+    hess = _hessian(theta, sub, beta, objective, dense)
     if dense:
         sub_se = np.sqrt(np.clip(np.diag(np.linalg.inv(hess)), 0, None))
     else:
