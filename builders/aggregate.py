@@ -12,7 +12,9 @@ stage flags texts on which judges disagree strongly with it.
 from __future__ import annotations
 
 import json
+import os
 import time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import ClassVar
 
@@ -41,6 +43,7 @@ class AggregateConfig(StageParams):
     anchor_judges: tuple[str, ...] = ("reference",)  # judge kinds whose reliability is fixed to 1 (the yardstick)
     spread_min_reliability: float = Field(0.3, ge=0)  # judges below this relative reliability do not count in judge_spread
     dense_se_limit: int = Field(3000, ge=0)
+    workers: int | None = Field(None, ge=1)  # processes fitting values in parallel; None: one per available core
     root: Path = Path(".")
 
 
@@ -115,6 +118,28 @@ def _judge_spread(data: RankingData, reliability: np.ndarray, min_rel: float) ->
     return np.nan_to_num(spread, nan=0.0)
 
 
+def _fit_one(args: tuple) -> object:
+    data, anchor, options = args
+    return fit_plackett_luce(data, anchor=anchor, **options)
+
+
+def _fit_values(cfg: AggregateConfig, jobs: list[tuple[RankingData, np.ndarray]]):
+    """The fits of every value, in order: the values are independent, so with more than one core they run in
+    parallel processes (one value per task, largest first so that no core waits on the biggest at the end)."""
+    options = {"prior_sd": cfg.prior_sd, "estimate_reliability": cfg.reliability,
+               "reliability_sd": cfg.reliability_sd, "dense_se_limit": cfg.dense_se_limit}
+    workers = min(cfg.workers or len(os.sched_getaffinity(0)), len(jobs))
+    tasks = [(data, anchor, options) for data, anchor in jobs]
+    if workers <= 1:
+        yield from map(_fit_one, tasks)
+        return
+    order = sorted(range(len(tasks)), key=lambda i: -tasks[i][0].n_rankings)
+    with ProcessPoolExecutor(workers) as pool:
+        futures = {i: pool.submit(_fit_one, tasks[i]) for i in order}
+        for i in range(len(tasks)):
+            yield futures[i].result()
+
+
 def aggregate(cfg: AggregateConfig) -> tuple[pd.DataFrame, dict]:
     """Fit Plackett-Luce per value; write utilities for every text (NaN where a text cannot be placed)."""
     from tqdm.auto import tqdm
@@ -127,19 +152,18 @@ def aggregate(cfg: AggregateConfig) -> tuple[pd.DataFrame, dict]:
 
     parts, per_value = [], {}
     reliability_rows: dict[str, list[float]] = {}
-    for value in tqdm(sorted(texts["value"].unique()), desc="aggregate", unit="value", disable=None):
+    values, jobs = sorted(texts["value"].unique()), []
+    by_value = {value: group for value, group in rankings.groupby("value")}
+    for value in values:
         ids = pd.Index(sorted(texts.loc[texts["value"] == value, "text_id"]))
-        rk = rankings[rankings["value"] == value]
+        rk = by_value.get(value, rankings.iloc[:0])
         judges = pd.Index(sorted(rk["judge"].unique()))
         data = _index_rankings(rk, ids, judges) if len(rk) else RankingData(len(ids), {}, 1)
-        fit = fit_plackett_luce(
-            data,
-            prior_sd=cfg.prior_sd,
-            estimate_reliability=cfg.reliability,
-            reliability_sd=cfg.reliability_sd,
-            anchor=np.array([j.split(":", 1)[0] in cfg.anchor_judges for j in judges], dtype=bool),
-            dense_se_limit=cfg.dense_se_limit,
-        )
+        jobs.append((value, ids, len(rk), judges, data))
+    fits = _fit_values(cfg, [(data, np.array([j.split(":", 1)[0] in cfg.anchor_judges for j in judges], dtype=bool))
+                             for _, _, _, judges, data in jobs])
+    for (value, ids, n_rankings, judges, data), fit in zip(jobs, tqdm(fits, total=len(jobs), desc="aggregate",
+                                                                        unit="value", disable=None)):
         seen = np.zeros((max(len(judges), 1), len(ids)), dtype=bool)  # judge x text: has ranked it
         for orders, jidx in data.groups.values():
             seen[np.broadcast_to(jidx[:, None], orders.shape).ravel(), orders.ravel()] = True
@@ -164,7 +188,7 @@ def aggregate(cfg: AggregateConfig) -> tuple[pd.DataFrame, dict]:
             reliability_rows.setdefault(j, []).append(b)
         per_value[value] = {
             "texts": len(ids),
-            "rankings": len(rk),
+            "rankings": n_rankings,
             "unranked": int((fit.status == "unranked").sum()),
             "disconnected": int((fit.status == "disconnected").sum()),
             "components": fit.n_components,

@@ -141,102 +141,117 @@ class _Objective:
     """The negative log-posterior of theta for fixed judge weights, its gradient and Hessian diagonal, at memory speed.
 
     Built once per theta fit and reused for every L-BFGS evaluation. Why it is fast:
-    - layout: each window size's rankings are stored by place, ``cols[l]`` = the items at place l of every ranking
-      (contiguous), sorted by judge so that one judge's rankings are one slice;
-    - one ``exp`` per item and judge, not per entry: ``e = exp(beta_g theta - c_g)`` is gathered into a kept buffer;
+    - layout: the rankings of one window size and one judge are cut into ``threads`` parts, each stored by place
+      (``cols[l]`` = the items at place l of every ranking, contiguous) with its own kept buffers; a part is worked
+      through in blocks of ``_BLOCK`` rankings, so the element-wise passes run in cache, and the parts run in
+      threads (numpy releases the GIL);
+    - one ``exp`` per item and judge, not per entry: ``e = exp(beta_g theta - c_g)`` is gathered from a table;
       within a ranking the shift ``c_g`` cancels;
     - the gradient needs no further exp: with ``S_j = sum_{l >= j} e_l`` and ``C_l = sum_{j <= min(l, k-2)} 1/S_j``
       the derivative of log P with respect to u_l is ``[l < k-1] - e_l C_l``; the constant part is scattered once,
-      here, the rest with one ``np.bincount`` per window size;
-    - every k x R buffer is allocated once.
-    When beta * (max theta - min theta) exceeds ``_SAFE_SPREAD`` (a far line-search probe), a shared shift could
-    underflow a normaliser, so that judge's rankings take the per-stage log-sum-exp path instead (slower, exact).
+      here, the rest with one ``np.bincount`` per part; the log-normalisers take one log per ranking (of the
+      product of the 1/S_j).
+    When utilities spread so far that the shared shift could underflow (``_safe_spread``: a far line-search probe),
+    that judge's rankings take the per-stage log-sum-exp path instead (slower, exact).
     """
 
-    _SAFE_SPREAD = 300.0  # e >= exp(-300) and 1/S^2 <= exp(600): nothing under- or overflows
+    _BLOCK = 1 << 16
 
-    def __init__(self, data: RankingData, beta: np.ndarray, precision: float) -> None:
-        self.n, self.precision = data.n_items, precision
+    def __init__(self, data: RankingData, beta: np.ndarray, precision: float, threads: int = 1) -> None:
+        self.n, self.precision, self.threads = data.n_items, precision, max(1, int(threads))
         self.beta = np.asarray(beta, dtype=float)
         self.linear = np.zeros(self.n)  # sum of beta over the places where the item was chosen (all but the last)
-        self.groups = []
+        self.parts = []  # (k, judge, cols, weights buffer, stage buffer)
         for orders, judges in data.groups.values():
             k = orders.shape[1]
+            self.linear += np.bincount(orders[:, :-1].ravel(), weights=np.repeat(self.beta[judges], k - 1),
+                                       minlength=self.n)
             if len(judges) and not (judges[1:] >= judges[:-1]).all():
                 orders, judges = orders[np.argsort(judges, kind="stable")], np.sort(judges)
-            cols = np.ascontiguousarray(orders.T, dtype=np.intp)
             bounds = np.r_[0, np.flatnonzero(np.diff(judges)) + 1, len(judges)]
-            slices = [(int(judges[a]), slice(int(a), int(b))) for a, b in zip(bounds[:-1], bounds[1:]) if b > a]
-            for g, sl in slices:
-                self.linear += self.beta[g] * np.bincount(cols[: k - 1, sl].ravel(), minlength=self.n)
-            self.groups.append((k, cols, slices, np.empty((k, cols.shape[1])), np.empty((k - 1, cols.shape[1]))))
+            for a, b in zip(bounds[:-1], bounds[1:]):
+                cuts = np.linspace(a, b, min(self.threads, b - a) + 1).astype(int)
+                for lo, hi in zip(cuts[:-1], cuts[1:]):
+                    cols = np.ascontiguousarray(orders[lo:hi].T, dtype=np.intp)
+                    self.parts.append((k, int(judges[a]), cols, np.empty(cols.shape), np.empty((k - 1, hi - lo))))
 
-    def _weights(self, theta: np.ndarray, k: int, cols: np.ndarray, slices, e: np.ndarray, s: np.ndarray,
-                 hessian: bool) -> tuple[float, np.ndarray | None]:
-        """Per entry, into ``e``: W_l = sum_j p_jl (p_jl = exp(u_l) / S_j, the chance that place l's item is picked
-        at stage j <= l); with ``hessian`` also V_l = sum_j p_jl^2 (returned). Returns the sum of log S_j as well."""
+    @staticmethod
+    def _safe_spread(k: int) -> float:
+        """Largest beta * (max - min theta) for the shared shift: e >= exp(-spread), so the product of the k-1
+        values 1/S_j stays below exp(650) and 1/S_j^2 below exp(600)."""
+        return min(300.0, 650.0 / max(k - 1, 1))
+
+    def _part(self, part, theta: np.ndarray, hessian: bool) -> tuple[float, np.ndarray]:
+        """Sum of log S_j over the part's rankings, and the scatter to items of beta W_l (gradient) or of
+        beta^2 (W_l - V_l) (Hessian diagonal), where W_l = sum_{j <= l} p_jl, V_l = sum_{j <= l} p_jl^2 and
+        p_jl = exp(u_l) / S_j is the chance that place l's item is picked at stage j."""
+        k, g, cols, e, s = part
+        b = self.beta[g]
         top, bottom = float(theta.max()), float(theta.min())
         log_z = 0.0
-        squares = np.empty_like(e) if hessian else None
-        for g, sl in slices:
-            b = self.beta[g]
-            es, ss = e[:, sl], s[:, sl]
-            if b * (top - bottom) <= self._SAFE_SPREAD:
-                table = np.exp(b * theta - b * top)
+        if b * (top - bottom) <= self._safe_spread(k):
+            table = np.exp(b * theta - b * top)
+            log_z += (k - 1) * cols.shape[1] * b * top
+            for lo in range(0, cols.shape[1], self._BLOCK):
+                blk = slice(lo, lo + self._BLOCK)
+                es, ss = e[:, blk], s[:, blk]
                 for l in range(k):
-                    np.take(table, cols[l, sl], out=es[l], mode="clip")
+                    np.take(table, cols[l, blk], out=es[l], mode="clip")
                 np.add(es[k - 2], es[k - 1], out=ss[k - 2])
                 for j in range(k - 3, -1, -1):
                     np.add(es[j], ss[j + 1], out=ss[j])
                 np.reciprocal(ss, out=ss)
-                log_z += (k - 1) * (sl.stop - sl.start) * b * top - float(np.log(ss).sum())
+                prod = ss[0].copy()
+                for j in range(1, k - 1):
+                    prod *= ss[j]
+                log_z -= float(np.log(prod, out=prod).sum())
                 if hessian:
-                    d = ss * ss
+                    d = ss * ss  # d[l] = sum_{j <= l} 1/S_j^2
                     for l in range(1, k - 1):
                         d[l] += d[l - 1]
-                    sq = squares[:, sl]
-                    np.multiply(es, es, out=sq)
-                    sq[: k - 1] *= d
-                    sq[k - 1] *= d[k - 2]
                 for l in range(1, k - 1):  # ss[l] = C_l
                     ss[l] += ss[l - 1]
+                if hessian:  # W - V = e C - e^2 D
+                    sq = es * es
+                    sq[: k - 1] *= d
+                    sq[k - 1] *= d[k - 2]
                 es[: k - 1] *= ss
                 es[k - 1] *= ss[k - 2]
-            else:
-                u = b * theta[cols[:, sl]]
-                lse = np.logaddexp.accumulate(u[::-1], axis=0)[::-1]  # lse[j] = log S_j
-                log_z += float(lse[: k - 1].sum())
-                es[:] = 0.0
                 if hessian:
-                    squares[:, sl] = 0.0
-                for j in range(k - 1):
-                    p = np.exp(u[j:] - lse[j])
-                    es[j:] += p
-                    if hessian:
-                        squares[j:, sl] += p * p
-        return log_z, squares
+                    es -= sq
+        else:
+            u = b * theta[cols]
+            lse = np.logaddexp.accumulate(u[::-1], axis=0)[::-1]  # lse[j] = log S_j
+            log_z += float(lse[: k - 1].sum())
+            e[:] = 0.0
+            for j in range(k - 1):
+                p = np.exp(u[j:] - lse[j])
+                e[j:] += p - p * p if hessian else p
+        scale = b * b if hessian else b
+        weights = e.ravel() if scale == 1.0 else scale * e.ravel()
+        return log_z, np.bincount(cols.ravel(), weights=weights, minlength=self.n)
+
+    def _map(self, theta: np.ndarray, hessian: bool) -> list[tuple[float, np.ndarray]]:
+        if self.threads == 1 or len(self.parts) == 1:
+            return [self._part(p, theta, hessian) for p in self.parts]
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(self.threads) as pool:
+            return list(pool.map(lambda p: self._part(p, theta, hessian), self.parts))
 
     def __call__(self, theta: np.ndarray) -> tuple[float, np.ndarray]:
         f = 0.5 * self.precision * float(theta @ theta) - float(self.linear @ theta)
         grad = self.precision * theta - self.linear
-        for k, cols, slices, e, s in self.groups:
-            log_z, _ = self._weights(theta, k, cols, slices, e, s, hessian=False)
+        for log_z, scattered in self._map(theta, hessian=False):
             f += log_z
-            for g, sl in slices:
-                if self.beta[g] != 1.0:
-                    e[:, sl] *= self.beta[g]
-            grad += np.bincount(cols.ravel(), weights=e.ravel(), minlength=self.n)
+            grad += scattered
         return f, grad
 
     def hessian_diagonal(self, theta: np.ndarray) -> np.ndarray:
         """H_ii: the prior precision plus, per entry, beta^2 sum_j p_jl (1 - p_jl)."""
         diag = np.full(self.n, self.precision)
-        for k, cols, slices, e, s in self.groups:
-            _, squares = self._weights(theta, k, cols, slices, e, s, hessian=True)
-            e -= squares
-            for g, sl in slices:
-                e[:, sl] *= self.beta[g] ** 2
-            diag += np.bincount(cols.ravel(), weights=e.ravel(), minlength=self.n)
+        for _, scattered in self._map(theta, hessian=True):
+            diag += scattered
         return diag
 
 
@@ -352,8 +367,12 @@ def fit_plackett_luce(
     max_iter: int = 1000,
     tol: float = 1e-6,
     dense_se_limit: int = 3000,
+    threads: int = 1,
 ) -> PLFit:
-    """MAP utilities (Gaussian prior), per-judge reliabilities and Laplace SEs for the rankings of one value."""
+    """MAP utilities (Gaussian prior), per-judge reliabilities and Laplace SEs for the rankings of one value.
+
+    ``threads`` splits each objective evaluation over threads (one large value on an idle machine); a build with
+    many values gains more from fitting values in parallel processes, one thread each (``builders.aggregate``)."""
     started = time.perf_counter()
     precision = 1.0 / prior_sd**2
     n_windows = data.appearances()
@@ -382,7 +401,7 @@ def fit_plackett_luce(
     for _, judges in sub.groups.values():
         used_judges[np.unique(judges)] = True
     theta = np.zeros(sub.n_items)
-    objective = _Objective(sub, beta, precision)
+    objective = _Objective(sub, beta, precision, threads)
     res = _fit_theta(objective, theta, max_iter, tol)
     theta = res.x
     n_iter = int(res.nit)
@@ -399,10 +418,10 @@ def fit_plackett_luce(
                 if top > 0:
                     beta, theta = beta / top, theta * top
                 beta[~used_judges] = 1.0
-                res = _fit_theta(_Objective(sub, beta, precision), theta, max_iter, tol)
+                res = _fit_theta(_Objective(sub, beta, precision, threads), theta, max_iter, tol)
                 theta = res.x
                 n_iter += int(res.nit)
-        objective = _Objective(sub, beta, precision)
+        objective = _Objective(sub, beta, precision, threads)
         res = _fit_theta(objective, theta, max_iter, tol)
         theta = res.x
         n_iter += int(res.nit)
