@@ -311,13 +311,21 @@ class ChatJudge(Judge):
 
 
 @register_judge("chat")
-def _make(spec: str = "", **options: object) -> ChatJudge:
-    """``chat:<model>@<base_url>``; ``@<base_url>`` is optional (then ``base_url`` option or $OPENAI_BASE_URL)."""
+def _make(spec: str = "", **options: object) -> Judge:
+    """``chat:<model>@<base_url>``; ``@<base_url>`` is optional (then ``base_url`` option or $OPENAI_BASE_URL).
+
+    A list of base URLs in the options is a fleet of endpoints serving the model (``valueflow.judges.fleet``)."""
     model, _, base_url = spec.partition("@")
     model = model or str(options.pop("model", ""))
     if not model:
         raise ValueError("chat judge needs a model: chat:<model>@<base_url>")
     options.pop("model", None)
+    if isinstance(options.get("base_url"), (list, tuple)):
+        from valueflow.judges.fleet import ChatFleet
+
+        if base_url:
+            raise ValueError(f"chat:{spec}: give the endpoints either in the spec or as a base_url list, not both")
+        return ChatFleet(model=model, **options)  # type: ignore[arg-type]
     if base_url:
         options["base_url"] = base_url
     return ChatJudge(model=model, **options)  # type: ignore[arg-type]
