@@ -72,7 +72,7 @@ def logaddexp_objective(theta: np.ndarray, orders: np.ndarray, precision: float)
 def reference_fit(orders: np.ndarray, n: int, prior_sd: float = 3.0) -> np.ndarray:
     """The same MAP with the reference objective and the L-BFGS settings of ``fit_plackett_luce``."""
     res = optimize.minimize(logaddexp_objective, np.zeros(n), args=(orders, 1.0 / prior_sd**2), jac=True,
-                            method="L-BFGS-B", options={"maxiter": 1000, "gtol": 1e-6, "ftol": 1e-12, "maxcor": 20})
+                            method="L-BFGS-B", options={"maxiter": 1000, "gtol": 1e-6, "ftol": 1e-12, "maxcor": 10})
     return res.x
 
 
