@@ -1,6 +1,6 @@
 """Collect client throughput against loopback chat servers: one endpoint beside a fleet of two (equal work).
 
-    python3 benchmarks/collect_throughput.py [--m 40] [--concurrency 16]
+    python3 benchmarks/collect_throughput.py [--m 40] [--concurrency 4]
 
 Two zero-latency OpenAI-compatible servers (asyncio, HTTP/1.1 keep-alive, each in its own process, answering every
 ranking prompt at once with a valid permutation) stand in for a vLLM fleet, so what is measured is the collect
@@ -72,8 +72,9 @@ def run(root: Path, urls: list[str], m: int, concurrency: int, cache: bool) -> d
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--m", type=int, default=40, help="windows per text (the seed corpus has 448 texts)")
-    ap.add_argument("--concurrency", type=int, default=16, help="windows in flight per endpoint")
+    ap.add_argument("--m", type=int, default=40, help="windows per text")
+    ap.add_argument("--concurrency", type=int, default=4,
+                    help="windows in flight per endpoint (zero-latency servers: more only adds GIL contention)")
     args = ap.parse_args()
     ports: mp.Queue = mp.Queue()
     servers = [mp.Process(target=serve, args=(ports,), daemon=True) for _ in range(2)]
