@@ -58,7 +58,9 @@ def test_a_fleet_endpoint_killed_mid_collection_loses_and_duplicates_no_window(p
         assert stored["ranking_id"].is_unique and len(stored) == total
         assert not set(dying.answered()) & set(alive.answered())
         assert len(dying.answered()) + len(alive.answered()) == total
-        # a rerun finds everything in the store and asks nobody
+        # a rerun, on the fleet as it is now (the dead endpoint removed), finds everything in the store: answers are
+        # keyed by model and settings, not by endpoint, so changing the fleet re-asks nothing
         asked = len(alive.requests)
-        _, again = collect(cfg)
+        options["base_url"] = [alive.base_url]
+        _, again = collect(cfg.model_copy(update={"judge_options": {"chat:fleet-model": options}}))
         assert next(iter(again["judges"].values()))["from_store"] == total and len(alive.requests) == asked
