@@ -71,14 +71,17 @@ def read_valid_rankings(path: Path, texts: pd.DataFrame, sink: RejectSink) -> pd
     if dup.any():
         sink.add(raw[dup], "duplicate ranking_id (the first one is kept)", file=str(path), column="ranking_id")
     df = validate_rows(raw[~dup], RankingsSchema, sink, file=str(path))
-    value_of = dict(zip(texts["text_id"], texts["value"]))
-    unknown, foreign = [], []
-    for idx, value, window in zip(df.index, df["value"], df["window"]):
-        owners = [value_of.get(i) for i in window]
-        if any(o is None for o in owners):
-            unknown.append(idx)
-        elif any(o != value for o in owners):
-            foreign.append(idx)
+    # every window's ids at once (millions of rankings): the owner value of each id, compared per ranking
+    sizes = df["window"].map(len).to_numpy()
+    flat = pd.Index(texts["text_id"]).get_indexer(np.concatenate(df["window"].to_list()) if len(df) else [])
+    owner_code = pd.Index(sorted(set(texts["value"]) | set(df["value"])))
+    text_value = owner_code.get_indexer(texts["value"])
+    ranking_value = np.repeat(owner_code.get_indexer(df["value"]), sizes)
+    row = np.repeat(np.arange(len(df)), sizes)
+    missing = np.bincount(row, weights=flat < 0, minlength=len(df)) > 0
+    other = np.bincount(row, weights=(flat >= 0) & (text_value[flat] != ranking_value), minlength=len(df)) > 0
+    unknown = df.index[missing].tolist()
+    foreign = df.index[other & ~missing].tolist()
     if unknown:
         sink.add(df.loc[unknown], "window names an unknown text id", file=str(path), column="window")
     if foreign:
