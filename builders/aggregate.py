@@ -54,8 +54,8 @@ def _as_id_list(x: object) -> object:
             x = json.loads(x)
         except ValueError:
             return x
-    if isinstance(x, (list, tuple, np.ndarray)):
-        return [str(i) for i in x]
+    if isinstance(x, (list, tuple, np.ndarray)):  # map and tolist iterate in C: millions of cells
+        return list(map(str, x.tolist() if isinstance(x, np.ndarray) else x))
     return x
 
 
@@ -72,7 +72,7 @@ def read_valid_rankings(path: Path, texts: pd.DataFrame, sink: RejectSink) -> pd
         sink.add(raw[dup], "duplicate ranking_id (the first one is kept)", file=str(path), column="ranking_id")
     df = validate_rows(raw[~dup], RankingsSchema, sink, file=str(path))
     # every window's ids at once (millions of rankings): the owner value of each id, compared per ranking
-    sizes = df["window"].map(len).to_numpy()
+    sizes = df["window"].map(len).to_numpy(dtype=np.int64)
     flat = pd.Index(texts["text_id"]).get_indexer(np.concatenate(df["window"].to_list()) if len(df) else [])
     owner_code = pd.Index(sorted(set(texts["value"]) | set(df["value"])))
     text_value = owner_code.get_indexer(texts["value"])

@@ -109,8 +109,8 @@ class RankingsSchema(pa.DataFrameModel):
 
 
 def _as_list(x: object) -> list[str] | None:
-    if isinstance(x, (list, tuple, np.ndarray)):
-        return [str(i) for i in x]
+    if isinstance(x, (list, tuple, np.ndarray)):  # map and tolist iterate in C: millions of cells
+        return list(map(str, x.tolist() if isinstance(x, np.ndarray) else x))
     return None
 
 
