@@ -126,14 +126,6 @@ def _fit_one(args: tuple) -> object:
     return fit_plackett_luce(data, anchor=anchor, **options)
 
 
-def _one_blas_thread() -> None:
-    """A worker's BLAS uses one thread: processes times BLAS threads would oversubscribe the cores (and small
-    L-BFGS and Hessian steps slow down many times over when their threads spin on a busy machine)."""
-    from threadpoolctl import threadpool_limits
-
-    threadpool_limits(1)
-
-
 def _fit_values(cfg: AggregateConfig, jobs: list[tuple[RankingData, np.ndarray]]):
     """The fits of every value, in order: the values are independent, so with more than one core they run in
     parallel processes (one value per task, largest first so that no core waits on the biggest at the end)."""
@@ -145,7 +137,7 @@ def _fit_values(cfg: AggregateConfig, jobs: list[tuple[RankingData, np.ndarray]]
         yield from map(_fit_one, tasks)
         return
     order = sorted(range(len(tasks)), key=lambda i: -tasks[i][0].n_rankings)
-    with ProcessPoolExecutor(workers, initializer=_one_blas_thread) as pool:
+    with ProcessPoolExecutor(workers) as pool:
         futures = {i: pool.submit(_fit_one, tasks[i]) for i in order}
         for i in range(len(tasks)):
             yield futures[i].result()
