@@ -12,7 +12,9 @@ stage flags texts on which judges disagree strongly with it.
 from __future__ import annotations
 
 import json
+import os
 import time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import ClassVar
 
@@ -41,6 +43,7 @@ class AggregateConfig(StageParams):
     anchor_judges: tuple[str, ...] = ("reference",)  # judge kinds whose reliability is fixed to 1 (the yardstick)
     spread_min_reliability: float = Field(0.3, ge=0)  # judges below this relative reliability do not count in judge_spread
     dense_se_limit: int = Field(3000, ge=0)
+    workers: int | None = Field(None, ge=1)  # processes fitting values in parallel; None: one per available core
     root: Path = Path(".")
 
 
@@ -51,8 +54,8 @@ def _as_id_list(x: object) -> object:
             x = json.loads(x)
         except ValueError:
             return x
-    if isinstance(x, (list, tuple, np.ndarray)):
-        return [str(i) for i in x]
+    if isinstance(x, (list, tuple, np.ndarray)):  # map and tolist iterate in C: millions of cells
+        return list(map(str, x.tolist() if isinstance(x, np.ndarray) else x))
     return x
 
 
@@ -68,14 +71,17 @@ def read_valid_rankings(path: Path, texts: pd.DataFrame, sink: RejectSink) -> pd
     if dup.any():
         sink.add(raw[dup], "duplicate ranking_id (the first one is kept)", file=str(path), column="ranking_id")
     df = validate_rows(raw[~dup], RankingsSchema, sink, file=str(path))
-    value_of = dict(zip(texts["text_id"], texts["value"]))
-    unknown, foreign = [], []
-    for idx, value, window in zip(df.index, df["value"], df["window"]):
-        owners = [value_of.get(i) for i in window]
-        if any(o is None for o in owners):
-            unknown.append(idx)
-        elif any(o != value for o in owners):
-            foreign.append(idx)
+    # every window's ids at once (millions of rankings): the owner value of each id, compared per ranking
+    sizes = df["window"].map(len).to_numpy(dtype=np.int64)
+    flat = pd.Index(texts["text_id"]).get_indexer(np.concatenate(df["window"].to_list()) if len(df) else [])
+    owner_code = pd.Index(sorted(set(texts["value"]) | set(df["value"])))
+    text_value = owner_code.get_indexer(texts["value"])
+    ranking_value = np.repeat(owner_code.get_indexer(df["value"]), sizes)
+    row = np.repeat(np.arange(len(df)), sizes)
+    missing = np.bincount(row, weights=flat < 0, minlength=len(df)) > 0
+    other = np.bincount(row, weights=(flat >= 0) & (text_value[flat] != ranking_value), minlength=len(df)) > 0
+    unknown = df.index[missing].tolist()
+    foreign = df.index[other & ~missing].tolist()
     if unknown:
         sink.add(df.loc[unknown], "window names an unknown text id", file=str(path), column="window")
     if foreign:
@@ -115,6 +121,28 @@ def _judge_spread(data: RankingData, reliability: np.ndarray, min_rel: float) ->
     return np.nan_to_num(spread, nan=0.0)
 
 
+def _fit_one(args: tuple) -> object:
+    data, anchor, options = args
+    return fit_plackett_luce(data, anchor=anchor, **options)
+
+
+def _fit_values(cfg: AggregateConfig, jobs: list[tuple[RankingData, np.ndarray]]):
+    """The fits of every value, in order: the values are independent, so with more than one core they run in
+    parallel processes (one value per task, largest first so that no core waits on the biggest at the end)."""
+    options = {"prior_sd": cfg.prior_sd, "estimate_reliability": cfg.reliability,
+               "reliability_sd": cfg.reliability_sd, "dense_se_limit": cfg.dense_se_limit}
+    workers = min(cfg.workers or len(os.sched_getaffinity(0)), len(jobs))
+    tasks = [(data, anchor, options) for data, anchor in jobs]
+    if workers <= 1:
+        yield from map(_fit_one, tasks)
+        return
+    order = sorted(range(len(tasks)), key=lambda i: -tasks[i][0].n_rankings)
+    with ProcessPoolExecutor(workers) as pool:
+        futures = {i: pool.submit(_fit_one, tasks[i]) for i in order}
+        for i in range(len(tasks)):
+            yield futures[i].result()
+
+
 def aggregate(cfg: AggregateConfig) -> tuple[pd.DataFrame, dict]:
     """Fit Plackett-Luce per value; write utilities for every text (NaN where a text cannot be placed)."""
     from tqdm.auto import tqdm
@@ -133,19 +161,18 @@ def aggregate(cfg: AggregateConfig) -> tuple[pd.DataFrame, dict]:
 
     parts, per_value = [], {}
     reliability_rows: dict[str, list[float]] = {}
-    for value in tqdm(sorted(texts["value"].unique()), desc="aggregate", unit="value", disable=None):
+    values, jobs = sorted(texts["value"].unique()), []
+    by_value = {value: group for value, group in rankings.groupby("value")}
+    for value in values:
         ids = pd.Index(sorted(texts.loc[texts["value"] == value, "text_id"]))
-        rk = rankings[rankings["value"] == value]
+        rk = by_value.get(value, rankings.iloc[:0])
         judges = pd.Index(sorted(rk["judge"].unique()))
         data = _index_rankings(rk, ids, judges) if len(rk) else RankingData(len(ids), {}, 1)
-        fit = fit_plackett_luce(
-            data,
-            prior_sd=cfg.prior_sd,
-            estimate_reliability=cfg.reliability,
-            reliability_sd=cfg.reliability_sd,
-            anchor=np.array([j.split(":", 1)[0] in cfg.anchor_judges for j in judges], dtype=bool),
-            dense_se_limit=cfg.dense_se_limit,
-        )
+        jobs.append((value, ids, len(rk), judges, data))
+    fits = _fit_values(cfg, [(data, np.array([j.split(":", 1)[0] in cfg.anchor_judges for j in judges], dtype=bool))
+                             for _, _, _, judges, data in jobs])
+    for (value, ids, n_rankings, judges, data), fit in zip(jobs, tqdm(fits, total=len(jobs), desc="aggregate",
+                                                                        unit="value", disable=None)):
         seen = np.zeros((max(len(judges), 1), len(ids)), dtype=bool)  # judge x text: has ranked it
         for orders, jidx in data.groups.values():
             seen[np.broadcast_to(jidx[:, None], orders.shape).ravel(), orders.ravel()] = True
@@ -170,7 +197,7 @@ def aggregate(cfg: AggregateConfig) -> tuple[pd.DataFrame, dict]:
             reliability_rows.setdefault(j, []).append(b)
         per_value[value] = {
             "texts": len(ids),
-            "rankings": len(rk),
+            "rankings": n_rankings,
             "unranked": int((fit.status == "unranked").sum()),
             "disconnected": int((fit.status == "disconnected").sum()),
             "components": fit.n_components,

@@ -70,12 +70,13 @@ def _to_texts(c: Candidates) -> pd.DataFrame:
     f = c.frame.copy()
     f["source"] = c.source
     f["license"] = c.license
-    f["theory"] = [tax.value(v).theory for v in f["value"]]
-    paths = [tax.path(v, leaf or None) for v, leaf in zip(f["value"], f["leaf"])]
+    values = f["value"].tolist()  # lists: iterating Arrow-backed columns element by element is 50 times slower
+    f["theory"] = [tax.value(v).theory for v in values]
+    paths = [tax.path(v, leaf or None) for v, leaf in zip(values, f["leaf"].tolist())]
     for level in range(3):
         f[f"level_{level + 1}"] = [p[level] for p in paths]
     f["text"] = f["text"].astype(str).str.strip()
-    f["text_id"] = [stable_text_id(f"{c.source}|{v}", t) for v, t in zip(f["value"], f["text"])]
+    f["text_id"] = [stable_text_id(f"{c.source}|{v}", t) for v, t in zip(values, f["text"].tolist())]
     # empty cells mean "not given"; anything else is left for the schema to accept or reject by name
     for column in ("direction", "reference_intensity"):
         f[column] = f[column].map(lambda x: None if x is None or (isinstance(x, str) and not x.strip()) else x).astype(object)
@@ -102,7 +103,7 @@ def ingest(cfg: IngestConfig) -> tuple[pd.DataFrame, dict]:
         frame = _to_texts(batch)
         dup = []
         first: dict[tuple[str, str], str] = {}
-        for value, text, text_id in zip(frame["value"], frame["text"], frame["text_id"]):
+        for value, text, text_id in zip(frame["value"].tolist(), frame["text"].tolist(), frame["text_id"].tolist()):
             key = (value, normalise_text(text))
             dup.append(seen.get(key) or first.get(key))
             first.setdefault(key, text_id)
@@ -113,7 +114,7 @@ def ingest(cfg: IngestConfig) -> tuple[pd.DataFrame, dict]:
         count.duplicates += int(dup.notna().sum())
         frame = frame[dup.isna()]
         valid = validate_rows(frame[TEXT_COLUMNS + ["row"]], TextsSchema, sink, file=str(batch.file), row_numbers=frame["row"])
-        for value, text, text_id in zip(valid["value"], valid["text"], valid["text_id"]):
+        for value, text, text_id in zip(valid["value"].tolist(), valid["text"].tolist(), valid["text_id"].tolist()):
             seen[(value, normalise_text(text))] = text_id
         parts.append(valid)
         kept_rows = set(valid["row"])

@@ -72,8 +72,10 @@ def read_labelled_table(path: Path, source: str, license: str, sink: RejectSink)
             sink.add(df[dup], "id: duplicate id (must be unique in the file)", file=str(path), column="id", rows=rows[dup])
     else:
         dup = pd.Series(False, index=df.index)
-    for idx, value, leaf in zip(df.index, df["value"], df.get("leaf", pd.Series("", index=df.index))):
-        if dup[idx]:
+    # lists: element-wise access to (Arrow-backed) Series is what made this loop slow at a million rows
+    leaf_column = df.get("leaf", pd.Series("", index=df.index))
+    for idx, value, leaf, is_dup in zip(df.index, df["value"].tolist(), leaf_column.tolist(), dup.tolist()):
+        if is_dup:
             continue
         try:
             canonical = tax.resolve(value)

@@ -114,3 +114,23 @@ def test_diagonal_se_approximation_is_close_to_exact():
     assert exact.se_method == "exact" and diag.se_method == "diagonal"
     ratio = diag.se[ok] / exact.se[ok]
     assert 0.6 < np.median(ratio) <= 1.0 + 1e-9
+
+
+@pytest.mark.parametrize("spread", [2.0, 200.0])
+def test_objective_gradient_is_exact_for_moderate_and_extreme_utilities(spread):
+    """The fast objective (shared shift per judge) and its exact fallback (utilities beyond exp's range, as a
+    far line-search step produces) both give the derivative of the value they return, with judge weights."""
+    from scipy.optimize import approx_fprime
+
+    from valueflow.plackett_luce import _Objective
+
+    rng = np.random.default_rng(8)
+    n = 40
+    data = RankingData.from_orders([rng.permutation(n)[: rng.integers(2, 6)] for _ in range(300)],
+                                   judges=rng.integers(0, 3, 300), n_items=n)
+    objective = _Objective(data, np.array([1.0, 0.4, 0.0]), precision=0.1)
+    theta = rng.normal(0, spread, n)
+    f, grad = objective(theta)
+    assert np.isfinite(f)
+    numeric = approx_fprime(theta, lambda t: objective(t)[0], 1e-6)
+    assert np.allclose(grad, numeric, rtol=1e-4, atol=1e-3 * max(1.0, np.abs(grad).max()))

@@ -108,7 +108,9 @@ def make_judge(spec: str, **options: object) -> Judge:
     if sep and not arg:
         raise ConfigError(f"judge {spec!r}: nothing after ':'; e.g. chat:<model>@<base_url>, learned:<folder>")
     factory, judge_class = _REGISTRY[kind]
-    options = check_options(judge_class, options, where=f"judge {spec} options")
+    checked = getattr(judge_class, "checked_options", None)  # a judge whose options are more than its signature
+    where = f"judge {spec} options"
+    options = checked(options, where) if checked else check_options(judge_class, options, where=where)
     try:
         return factory(arg, **options) if arg else factory(**options)
     except ValueError as err:  # a factory's own check of its argument (a chat judge without a model)

@@ -346,18 +346,41 @@ class ChatJudge(Judge):
         with ThreadPoolExecutor(self.concurrency) as pool:
             return list(pool.map(lambda t: self._rate_one(value, t), texts))
 
+    @classmethod
+    def checked_options(cls, options: dict, where: str) -> dict:
+        """The options checked against this class's signature, or, when ``base_url`` is a list of endpoints, the
+        fleet's own (``base_url``, ``revive_after``) against ``ChatFleet`` and the rest, which every endpoint
+        shares, against this class."""
+        from valueflow.params import check_options
+
+        if not isinstance(options.get("base_url"), (list, tuple)):
+            return check_options(cls, options, where=where)
+        from valueflow.judges.fleet import fleet_settings
+
+        fleet = {k: v for k, v in options.items() if k in ("base_url", "revive_after")}
+        shared = {k: v for k, v in options.items() if k not in fleet}
+        return {**check_options(fleet_settings, fleet, where=where), **check_options(cls, shared, where=where)}
+
     def close(self) -> None:
         """Nothing to release: every request has its own client (one total deadline each, see ``post_chat``)."""
 
 
 @register_judge("chat", options_of=ChatJudge)
-def _make(spec: str = "", **options: object) -> ChatJudge:
-    """``chat:<model>@<base_url>``; ``@<base_url>`` is optional (then ``base_url`` option or $OPENAI_BASE_URL)."""
+def _make(spec: str = "", **options: object) -> Judge:
+    """``chat:<model>@<base_url>``; ``@<base_url>`` is optional (then ``base_url`` option or $OPENAI_BASE_URL).
+
+    A list of base URLs in the options is a fleet of endpoints serving the model (``valueflow.judges.fleet``)."""
     model, _, base_url = spec.partition("@")
     model = model or str(options.pop("model", ""))
     if not model:
         raise ValueError("chat judge needs a model: chat:<model>@<base_url>")
     options.pop("model", None)
+    if isinstance(options.get("base_url"), (list, tuple)):
+        from valueflow.judges.fleet import ChatFleet
+
+        if base_url:
+            raise ValueError(f"chat:{spec}: give the endpoints either in the spec or as a base_url list, not both")
+        return ChatFleet(model=model, **options)  # type: ignore[arg-type]
     if base_url:
         options["base_url"] = base_url
     return ChatJudge(model=model, **options)  # type: ignore[arg-type]
