@@ -87,7 +87,7 @@ def train_projection(embeddings: np.ndarray, labels: np.ndarray, terms: dict[str
         loss.backward()
         optimiser.step()
         if step % max(1, cfg.steps // 20) == 0 or step == cfg.steps:
-            curve.append((step, round(float(loss), 4)))
+            curve.append((step, round(loss.item(), 4)))
         if evaluate is not None and eval_every and (step % eval_every == 0 or step == cfg.steps):
             with torch.no_grad():
                 evaluate(step, dense)
