@@ -18,6 +18,8 @@ from typing import Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
+from valueflow.io import InputError
+
 ACTIVATIONS = ("identity", "tanh")
 
 
@@ -58,8 +60,8 @@ def train_projection(embeddings: np.ndarray, labels: np.ndarray, terms: dict[str
     from hives_model.sampler import HierarchicalBatchSampler
 
     n, d = embeddings.shape
-    if cfg.dim > d:
-        raise ValueError(f"projection.dim {cfg.dim} is wider than the base embedding ({d}): the PCA start needs dim <= {d}")
+    if cfg.dim > d:  # a user's setting against the chosen base: one error line, as for any bad input
+        raise InputError(f"train_hives.projection.dim {cfg.dim} is wider than the base embedding ({d}): the PCA start needs dim <= {d}")
     torch.manual_seed(seed)
     activation = nn.Tanh() if cfg.activation == "tanh" else nn.Identity()
     dense = Dense(d, cfg.dim, bias=True, activation_function=activation,
