@@ -261,12 +261,18 @@ def train_hives(cfg: HivesTrainConfig, evaluator=None, eval_steps: int | None = 
 
 def _train_projection(model, cfg: HivesTrainConfig, rows, space: LabelSpace, embed, curve, eval_every: int) -> dict:
     """Embed the training texts with the frozen base, train the Dense on them, append it to ``model``; its record."""
-    from hives_model.metrics import encode
+    import numpy as np
+
     from hives_model.projection import attach, train_projection
 
     started = time.perf_counter()
     texts = rows["text"].astype(str).tolist()
-    embeddings = embed(texts) if embed is not None else encode(model, texts)
+    if embed is None:
+        def embed(batch: list[str]) -> np.ndarray:  # each distinct text once (multi-label sources repeat texts)
+            unique = list(dict.fromkeys(batch))
+            where = {t: i for i, t in enumerate(unique)}
+            return model.encode(unique, normalize_embeddings=True, convert_to_numpy=True)[[where[t] for t in batch]]
+    embeddings = np.asarray(embed(texts), dtype=np.float32)
     embed_seconds = time.perf_counter() - started
     sampler = {"positives_per_anchor": cfg.positives_per_anchor, "negative_fraction": cfg.negative_fraction,
                "pair_opposite_blocks": cfg.pair_opposite_blocks}
