@@ -60,23 +60,22 @@ def ingest_sources(work: Path, sources: tuple[str, ...] = ALL_SOURCES) -> pd.Dat
     return pd.read_parquet(path)
 
 
-def split_sources(texts: pd.DataFrame, max_per_source: int | None) -> tuple[pd.DataFrame, pd.DataFrame]:
+def split_sources(texts: pd.DataFrame, max_per_source: int | None,
+                  sources: tuple[str, ...] = TRAIN_SOURCES) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(training texts, ValueNet held-out texts): every training source less its held-out fifth (by text hash);
     Touché23 training whole (its held-out part is the validation split)."""
     from embedding_cache import source_texts
 
-    train, valuenet_test = [], None
-    for source in TRAIN_SOURCES:
+    train = []
+    for source in sources:
         rows = texts[texts["source"] == source]
         if source in SAMPLED_SOURCES:
             rows = rows[rows["text"].isin(set(source_texts(texts, source, max_per_source)))]
         if source != "touche23-training":
-            held = held_out_by_text_hash(rows["text"])
-            if source == "valuenet":
-                valuenet_test = rows[held]
-            rows = rows[~held]
+            rows = rows[~held_out_by_text_hash(rows["text"])]
         train.append(rows)
-    return pd.concat(train, ignore_index=True), valuenet_test
+    valuenet = texts[texts["source"] == "valuenet"]
+    return pd.concat(train, ignore_index=True), valuenet[held_out_by_text_hash(valuenet["text"])]
 
 
 def touche_validation(texts: pd.DataFrame, seen: set[str], max_rows: int) -> tuple[pd.DataFrame, int]:
@@ -125,11 +124,13 @@ def main() -> None:
                     help="embedding cache folder of the base encoder (default: embedding_cache.py's)")
     ap.add_argument("--base-model", default=OFF_THE_SHELF)
     ap.add_argument("--recipe", default="projection", choices=["projection", "full"])
+    ap.add_argument("--sources", nargs="+", default=list(TRAIN_SOURCES), choices=TRAIN_SOURCES,
+                    help="training sources (ValueNet is always split: its held-out fifth is evaluated)")
     ap.add_argument("--max-per-source", type=int, default=3000, help="texts of each of MFRC, Social Chemistry, Moral Stories")
     ap.add_argument("--dim", type=int, default=256, help="projection width")
     ap.add_argument("--activation", default="identity", choices=["identity", "tanh"])
-    ap.add_argument("--projection-steps", type=int, default=3000)
-    ap.add_argument("--projection-batch", type=int, default=128)
+    ap.add_argument("--projection-steps", type=int, default=600)
+    ap.add_argument("--projection-batch", type=int, default=64)
     ap.add_argument("--projection-lr", type=float, default=1e-3)
     ap.add_argument("--weight-decay", type=float, default=0.0)
     ap.add_argument("--stage1-steps", type=int, default=None, help="default: 0 with the projection recipe, 450 with full")
@@ -140,14 +141,16 @@ def main() -> None:
     ap.add_argument("--lr2", type=float, default=1e-5, help="stage-2 learning rate")
     ap.add_argument("--temperature", type=float, default=0.1)
     ap.add_argument("--direction-margin", type=float, default=0.1)
-    ap.add_argument("--hier-weight", type=float, default=1.0, help="weight of the hierarchical contrastive loss")
-    ap.add_argument("--ls-weight", type=float, default=0.0, help="weight of the label-similarity (CoSENT) loss")
+    ap.add_argument("--hier-weight", type=float, default=0.2, help="weight of the hierarchical contrastive loss")
+    ap.add_argument("--ls-weight", type=float, default=1.0, help="weight of the label-similarity (CoSENT) loss")
     ap.add_argument("--ls-scale", type=float, default=20.0, help="CoSENT scale of the label-similarity loss")
     ap.add_argument("--uniformity", type=float, default=2.0, help="uniformity weight of the label-similarity loss")
+    ap.add_argument("--anchor-texts", type=int, default=2,
+                    help="texts per (value, direction) prototype of the profile (1: the value's definition alone)")
     ap.add_argument("--missing-direction", default="unknown", choices=["unknown", "support", "drop"])
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--max-eval-rows", type=int, default=4000, help="Touché23 validation rows (whole arguments)")
-    ap.add_argument("--eval-every", type=int, default=500, help="projection learning curve every N steps (0: off)")
+    ap.add_argument("--eval-every", type=int, default=300, help="projection learning curve every N steps (0: off)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     if refdata_dir() is None:
@@ -164,7 +167,7 @@ def main() -> None:
 
     args.work.mkdir(parents=True, exist_ok=True)
     texts = ingest_sources(args.work)
-    train, valuenet_test = split_sources(texts, args.max_per_source)
+    train, valuenet_test = split_sources(texts, args.max_per_source, tuple(args.sources))
     touche_val, leaked = touche_validation(texts, set(train["text"].map(normalise_text)), args.max_eval_rows)
     train_path = args.work / "hives_train.parquet"
     train.to_parquet(train_path, index=False)
@@ -178,7 +181,7 @@ def main() -> None:
     stage1_steps = args.stage1_steps if args.stage1_steps is not None else (0 if args.recipe == "projection" else 450)
     cfg = HivesTrainConfig(
         data=train_path.resolve(), split=None, base_model=args.base_model, out=args.out.resolve(), root=args.work,
-        recipe=args.recipe, missing_direction=missing, temperature=args.temperature,
+        recipe=args.recipe, missing_direction=missing, anchor_texts_per_value=args.anchor_texts, temperature=args.temperature,
         max_seq_length=args.max_seq_length or load_sentence_model(args.base_model).max_seq_length,
         projection=ProjectionConfig(dim=args.dim, activation=args.activation, steps=args.projection_steps,
                                     batch_size=args.projection_batch, learning_rate=args.projection_lr,

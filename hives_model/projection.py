@@ -30,8 +30,8 @@ class ProjectionConfig(BaseModel):
 
     dim: int = Field(256, ge=2)  # width of the HiVES space (at most the base width: the PCA start needs it)
     activation: Literal["identity", "tanh"] = "identity"
-    steps: int = Field(3000, ge=1)
-    batch_size: int = Field(128, ge=2)
+    steps: int = Field(600, ge=1)
+    batch_size: int = Field(64, ge=2)  # the label-similarity loss compares every pair of a batch
     learning_rate: float = Field(1e-3, gt=0)
     weight_decay: float = Field(0.0, ge=0)
 

@@ -17,7 +17,7 @@ pytestmark = pytest.mark.slow
 # Smaller than the defaults so the whole pipeline runs in a few minutes on two cores; keys not named keep
 # their params.yaml value, so the test follows the real pipeline.
 TINY = {
-    "train_hives": {"stage1": {"steps": 12}, "stage2": {"steps": 4}},
+    "train_hives": {"projection": {"steps": 50}},
     "eval_hives": {"check_texts": 40},
     "steer": {"max_queries": 3},
     "train_judge": {"steps": 30, "batch_size": 32},
