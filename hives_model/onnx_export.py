@@ -81,7 +81,8 @@ def _normalize(emb: np.ndarray, mask: np.ndarray) -> np.ndarray:
     return emb / np.linalg.norm(emb, axis=1, keepdims=True).clip(1e-12)
 
 
-_ACTIVATIONS = {"torch.nn.modules.linear.Identity": lambda x: x, "torch.nn.modules.activation.Tanh": np.tanh}
+_ACTIVATIONS = {"torch.nn.modules.linear.Identity": lambda x: x, "torch.nn.modules.activation.Tanh": np.tanh,
+                "torch.nn.modules.activation.Sigmoid": lambda x: 1.0 / (1.0 + np.exp(-x))}
 
 
 def _dense(folder: Path):

@@ -266,7 +266,7 @@ def _train_projection(model, cfg: HivesTrainConfig, rows, space: LabelSpace, emb
     """Embed the training texts with the frozen base, train the Dense on them, append it to ``model``; its record."""
     import numpy as np
 
-    from hives_model.projection import attach, train_projection
+    from hives_model.projection import attach, train_label_head, train_projection
 
     started = time.perf_counter()
     texts = rows["text"].astype(str).tolist()
@@ -279,9 +279,15 @@ def _train_projection(model, cfg: HivesTrainConfig, rows, space: LabelSpace, emb
     embed_seconds = time.perf_counter() - started
     sampler = {"positives_per_anchor": cfg.positives_per_anchor, "negative_fraction": cfg.negative_fraction,
                "pair_opposite_blocks": cfg.pair_opposite_blocks}
-    dense, losses = train_projection(embeddings, space.encode(rows), label_terms(model, cfg), cfg.projection,
-                                     sampler_options=sampler, seed=cfg.seed, evaluate=curve, eval_every=eval_every)
-    attach(model, dense)
+    labels = space.encode(rows)
+    if cfg.projection.head == "labels":
+        head, losses = train_label_head(embeddings, labels, cfg.projection), []
+        if curve is not None:
+            curve(cfg.projection.steps, head)
+    else:
+        head, losses = train_projection(embeddings, labels, label_terms(model, cfg), cfg.projection,
+                                        sampler_options=sampler, seed=cfg.seed, evaluate=curve, eval_every=eval_every)
+    attach(model, head)
     return {"embed_seconds": round(embed_seconds, 2), "train_seconds": round(time.perf_counter() - started - embed_seconds, 2),
             "loss_curve": [list(p) for p in losses]}
 

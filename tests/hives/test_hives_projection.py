@@ -22,7 +22,7 @@ def projected(tmp_path_factory, seed_texts):
     keep = seed_texts[seed_texts["value"].isin(VALUES)]
     keep.to_parquet(root / "texts.parquet", index=False)
     cfg = HivesTrainConfig(data=Path("texts.parquet"), out=Path("models/hives"), root=root, recipe="projection",
-                           projection=ProjectionConfig(dim=32, steps=60, batch_size=32, learning_rate=3e-3),
+                           projection=ProjectionConfig(steps=100),
                            stage1=StageConfig(steps=0), stage2=StageConfig(steps=0), max_seq_length=64)
     model, metrics = train_hives(cfg)
     return root, model, metrics, keep
@@ -36,12 +36,12 @@ def test_projection_saves_builtin_modules_that_reload_offline(projected):
     root, model, metrics, _ = projected
     folder = root / "models" / "hives"
     types = [t.rsplit(".", 1)[-1] for t in check_builtin_modules(folder)]
-    assert types == ["Transformer", "Pooling", "Normalize", "Dense", "Normalize"]
-    assert metrics["recipe"] == "projection" and metrics["projection"]["loss_curve"]
+    assert types == ["Transformer", "Pooling", "Normalize", "Dense", "Dense", "Normalize"]
+    assert metrics["recipe"] == "projection" and metrics["projection"]["embed_seconds"] >= 0
     texts = ["I stayed up all night to look after my sick brother.", "Rules exist to be obeyed."]
     reloaded = SentenceTransformer(str(folder))
     emb = reloaded.encode(texts)
-    assert emb.shape == (2, 32)
+    assert emb.shape[0] == 2
     np.testing.assert_allclose(emb, model.encode(texts), atol=1e-6)
     np.testing.assert_allclose(np.linalg.norm(emb, axis=1), 1.0, atol=1e-5)
 
@@ -55,7 +55,7 @@ def test_int8_onnx_applies_the_dense_head(projected, tmp_path):
     export_onnx_int8(folder)
     texts = keep["text"].head(30).tolist()
     onnx = OnnxEncoder(folder).encode(texts)
-    assert onnx.shape == (30, 32)
+    assert onnx.shape[0] == 30
     cos = (onnx * model.encode(texts, normalize_embeddings=True)).sum(axis=1)
     assert cos.min() >= 0.99
 
@@ -76,10 +76,20 @@ def test_projection_learns_the_label_order_of_its_training_texts(projected):
 def test_projection_wider_than_the_base_is_refused(seed_texts, tmp_path):
     seed_texts[seed_texts["value"].isin(VALUES)].to_parquet(tmp_path / "t.parquet", index=False)
     cfg = HivesTrainConfig(data=Path("t.parquet"), root=tmp_path, recipe="projection",
-                           projection=ProjectionConfig(dim=1000, steps=1), stage1=StageConfig(steps=0),
+                           projection=ProjectionConfig(head="contrastive", dim=1000, steps=1), stage1=StageConfig(steps=0),
                            stage2=StageConfig(steps=0))
     with pytest.raises(InputError, match="wider than the base embedding"):
         train_hives(cfg)
+
+
+def test_contrastive_head_is_one_dense_of_its_width(seed_texts, tmp_path):
+    seed_texts[seed_texts["value"].isin(VALUES)].to_parquet(tmp_path / "t.parquet", index=False)
+    cfg = HivesTrainConfig(data=Path("t.parquet"), out=Path("m"), root=tmp_path, recipe="projection",
+                           projection=ProjectionConfig(head="contrastive", dim=16, steps=5, batch_size=16),
+                           stage1=StageConfig(steps=0), stage2=StageConfig(steps=0), max_seq_length=32)
+    model, metrics = train_hives(cfg)
+    assert [type(m).__name__ for m in model][-2:] == ["Dense", "Normalize"] and model.encode(["x"]).shape == (1, 16)
+    assert metrics["projection"]["loss_curve"]
 
 
 def test_only_the_full_recipe_needs_stage1_steps():
