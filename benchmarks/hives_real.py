@@ -22,14 +22,15 @@ labels as the embedding) is the ceiling, and on Touché23 the bound of ``benchma
 embedding that encoded the best published Touché23 classifiers' predictions, label F1 0.56, perfectly) is what
 any embedding can be expected to reach. Targets (issue 21) are checked at the end.
 
-Measured (all-mpnet-base-v2, 2 shared CPU cores; Touché23 validation 4000 rows / ValueNet held-out 660 rows; ranking
-accuracy / similarity correlation / mean cosine / profile top-3): base 0.534 / 0.105 / 0.16 / 0.819 and
-0.527 / 0.053 / 0.13 / 0.343; projection (defaults, trained on Touché23 + ValueNet + VIDB anchors) 0.540 / 0.106 /
-0.12 / 0.655 and 0.527 / 0.027 / 0.03 / 0.295; projection with the hierarchical loss alone 0.541 / 0.072 / 0.57 and
-0.525 / 0.046 / 0.43; full fine-tuning, 24 steps of 16 (35 s a step here; Touché23 on its first 997 rows) 0.530 / 0.099
-vs base 0.530 / 0.104. A logistic-regression label predictor on the same frozen embeddings reaches macro-F1 0.30 on
-Touché23 validation, and an embedding of its predictions 0.542 / 0.128: far from the F1-0.56 bound (0.588 / 0.217).
-The frozen encoder holds too little of the labels for any head to reach the bound.
+Measured (all-mpnet-base-v2, 2 shared CPU cores, trained on Touché23 + ValueNet + VIDB anchors: the MFRC, Social
+Chemistry and Moral Stories samples were not embedded yet; Touché23 validation 4000 rows / ValueNet held-out 660
+rows; ranking accuracy / similarity correlation / mean cosine / profile top-3):
+base 0.534 / 0.105 / 0.16 / 0.819 and 0.527 / 0.053 / 0.13 / 0.343; projection, labels head (defaults; 9 s of
+training on cached embeddings) 0.587 / 0.196 / 0.31 / 0.824 and 0.533 / 0.046 / 0.71 / 0.457; contrastive head,
+label-similarity + 0.2 x hierarchical loss, 600 steps: 0.540 / 0.106 / 0.12 / 0.655 and 0.527 / 0.027 / 0.03 / 0.295;
+contrastive head, hierarchical loss alone: 0.541 / 0.072 / 0.57 / 0.720 and 0.525 / 0.046 / 0.43 / 0.300; full
+fine-tuning, 24 steps of 16 (35 s a step here; Touché23 on its first 997 rows): 0.530 / 0.099 / 0.25 / 0.612 against
+the base's 0.530 / 0.104 / 0.16 / 0.794 on those rows.
 """
 
 from __future__ import annotations
