@@ -84,6 +84,15 @@ class EmbeddingCache:
         return self.vectors[[self.index[k] for k in keys]]
 
 
+def source_texts(texts: pd.DataFrame, source: str, max_per_source: int | None = None) -> pd.Series:
+    """The distinct texts of a source (every source whose name starts with ``source``), or the seeded sample of
+    ``max_per_source`` of them that ``--max-per-source`` embeds: the benchmarks train on the texts cached here."""
+    distinct = pd.Series(pd.unique(texts.loc[texts["source"].str.startswith(source), "text"]))
+    if max_per_source and len(distinct) > max_per_source:
+        distinct = distinct.sample(max_per_source, random_state=0)
+    return distinct
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", default="all-mpnet-base-v2")
@@ -103,9 +112,7 @@ def main() -> None:
     texts = ingest_sources(args.work, ("valuenet", "vidb_anchors", "touche23", "mfrc", "moral_stories", "social_chem"))
     cache = EmbeddingCache(args.model, args.cache)
     for source in args.sources:
-        distinct = pd.Series(pd.unique(texts.loc[texts["source"].str.startswith(source), "text"]))
-        if args.max_per_source and len(distinct) > args.max_per_source:
-            distinct = distinct.sample(args.max_per_source, random_state=0)
+        distinct = source_texts(texts, source, args.max_per_source)
         print(f"{source}: {len(distinct)} distinct texts", flush=True)
         cache.embed(distinct.tolist())
 

@@ -187,6 +187,30 @@ def evaluate_embeddings(emb: np.ndarray, rows: pd.DataFrame, *, train_emb: np.nd
     }
 
 
+def profile_hit_rate(model, rows: pd.DataFrame, model_dir=None, ks: tuple[int, ...] = (1, 3)) -> dict:
+    """What a ``valueflow profile`` user sees: the share of texts whose ``k`` nearest values (of the text's theory,
+    :func:`hives_model.profile.value_profiles` with the folder's own prototypes) include one of its true values.
+
+    Texts with a nonzero label only (a neutral label says the value is *not* at stake); a Touché23 label (present,
+    direction unknown) counts. The value must match; the direction is not scored.
+    """
+    from hives_model.profile import value_profiles
+
+    labelled = rows[rows["direction"] != 0]
+    truth = labelled.groupby("text", sort=False).agg(theory=("theory", "first"), values=("value", lambda v: set(v)))
+    if truth.empty:
+        return {**{f"top{k}": None for k in ks}, "texts": 0}
+    profiles = value_profiles(model, truth.index.tolist(), model_dir, top=max(ks))
+    wanted = truth.reset_index(drop=True)
+    own = profiles["theory"].to_numpy() == wanted["theory"].to_numpy()[profiles["row"].to_numpy() - 1]
+    profiles = profiles[own]
+    hit = [v in wanted["values"].iloc[r - 1] for r, v in zip(profiles["row"], profiles["value"])]
+    profiles = profiles.assign(hit=hit)
+    out = {f"top{k}": float(profiles[profiles["rank"] <= k].groupby("row")["hit"].any().reindex(
+        range(1, len(wanted) + 1), fill_value=False).mean()) for k in ks}
+    return {**out, "texts": len(wanted)}
+
+
 ORACLE = "oracle"
 HEADROOM_METRICS = ("ranking_accuracy", "similarity_correlation")
 

