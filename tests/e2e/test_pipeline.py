@@ -35,7 +35,10 @@ def test_repro_trains_and_exports_hives(clone, repro):
     from sentence_transformers import SentenceTransformer
 
     model = SentenceTransformer(str(clone / "release" / "hives"), device="cpu")
-    assert model.encode(["I kept my promise to my sister."]).shape == (1, 384)
+    emb = model.encode(["I kept my promise to my sister."])
+    assert emb.shape == (1, model.get_sentence_embedding_dimension())  # the projection's space, not the base's 384
+    modules = json.loads((clone / "release" / "hives" / "modules.json").read_text())
+    assert all(m["type"].startswith("sentence_transformers.") for m in modules)  # built-in modules only
     assert (clone / "release" / "hives" / "taxonomy.json").exists()
     metrics = json.loads((clone / "metrics" / "hives.json").read_text())
     assert {"hives", "base"} <= set(metrics)
