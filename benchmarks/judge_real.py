@@ -261,7 +261,8 @@ def main() -> None:
         else:
             sys.exit(f"unknown recipe {recipe!r}")
         seconds[recipe] = round(time.perf_counter() - t, 1)
-        calibrate(judges[recipe], panel_rows)
+        if hasattr(judges[recipe], "calibration"):  # trained judges rate through a calibration (embedding rates itself)
+            calibrate(judges[recipe], panel_rows)
         print(f"{recipe}: trained in {seconds[recipe]:.0f} s", flush=True)
     if "ensemble" in recipes and {"learned-mpnet", "learned-minilm"} <= judges.keys():
         judges["ensemble"] = EnsembleJudge([judges["learned-mpnet"], judges["learned-minilm"]])
