@@ -19,7 +19,6 @@ written to the receipt, a card, a log line or an error message.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import logging
@@ -30,6 +29,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from cards.release import ReleaseConfig, tag_for
+from valueflow.hub import HUB_ATTEMPTS, HUB_RETRY_WAIT_S, hub_timeout, with_retries
 from valueflow.io import InputError, write_json
 from valueflow.redact import redact, remember_secret
 
@@ -155,66 +155,6 @@ def _refs(api, artifact: Artifact) -> tuple[dict[str, str], dict[str, str]]:
     return {b.name: b.target_commit for b in refs.branches}, {t.name: t.target_commit for t in refs.tags}
 
 
-# --- retries ---------------------------------------------------------------------------------------------------
-
-
-def _is_transient(err: BaseException) -> bool:
-    """HTTP 408/429/5xx and network failures are worth retrying; 4xx answers (bad request, conflict) are not."""
-    seen = set()
-    while err is not None and id(err) not in seen:
-        seen.add(id(err))
-        response = getattr(err, "response", None)
-        status = getattr(response, "status_code", None)
-        if status is not None:
-            return status in (408, 429) or status >= 500
-        name = type(err).__name__
-        if name.endswith(("TimeoutException", "NetworkError", "ConnectError", "ReadError", "WriteError",
-                          "RemoteProtocolError", "ConnectTimeout", "ReadTimeout")) or isinstance(err, (ConnectionError, TimeoutError)):
-            return True
-        err = err.__cause__ or err.__context__
-    return False
-
-
-def _with_retries(what: str, fn: Callable[[], object], attempts: int, wait_s: float, sleep=time.sleep):
-    for attempt in range(1, attempts + 1):
-        try:
-            return fn()
-        except (PublishError, KeyboardInterrupt):
-            raise
-        except Exception as err:  # noqa: BLE001 - classified below; anything not transient is re-raised
-            if not _is_transient(err) or attempt == attempts:
-                raise PublishError(f"{what} failed after {attempt} attempt(s): {_safe_message(err)}") from None
-            log.warning("%s: transient error (%s); retry %d/%d", what, _safe_message(err), attempt, attempts - 1)
-            sleep(wait_s * 2 ** (attempt - 1))
-    raise AssertionError("unreachable")
-
-
-def _safe_message(err: BaseException) -> str:
-    """The error's text on one line, redacted (``valueflow.redact`` knows the token: a server may echo it)."""
-    msg = " ".join(line.strip() for line in str(err).strip().splitlines() if line.strip()) or type(err).__name__
-    msg = msg if len(msg) <= 800 else msg[:800] + "..."
-    return f"{type(err).__name__}: {redact(msg)}"
-
-
-@contextlib.contextmanager
-def _hub_timeout(timeout_s: float):
-    """Every Hub request of the block gives up after ``timeout_s`` seconds without data (huggingface_hub's own
-    client waits forever); with ``_with_retries`` every call is bounded."""
-    import huggingface_hub
-    from huggingface_hub.utils import _http
-
-    def factory():
-        client = _http.default_client_factory()
-        client.timeout = timeout_s
-        return client
-
-    huggingface_hub.set_client_factory(factory)
-    try:
-        yield
-    finally:
-        huggingface_hub.set_client_factory(_http.default_client_factory)
-
-
 # --- publishing ------------------------------------------------------------------------------------------------
 
 
@@ -225,8 +165,8 @@ def publish_artifact(
     files: list[ReleaseFile],
     *,
     private: bool = False,
-    attempts: int = 4,
-    wait_s: float = 2.0,
+    attempts: int = HUB_ATTEMPTS,
+    wait_s: float = HUB_RETRY_WAIT_S,
     sleep=time.sleep,
 ) -> dict:
     """Push one release folder as one commit and tag it; return what happened (for the receipt)."""
@@ -234,7 +174,7 @@ def publish_artifact(
 
     tag = tag_for(version)
     where = f"{artifact.repo_type} repo {artifact.repo_id}"
-    retry = lambda what, fn: _with_retries(f"{where}: {what}", fn, attempts, wait_s, sleep)
+    retry = lambda what, fn: with_retries(f"{where}: {what}", fn, attempts, wait_s, error=PublishError, sleep=sleep)
 
     retry("create repo", lambda: api.create_repo(artifact.repo_id, repo_type=artifact.repo_type, private=private, exist_ok=True))
 
@@ -363,7 +303,7 @@ def publish(
 
                 api_factory = HfApi
             api = api_factory(endpoint=endpoint, token=token)
-            with _hub_timeout(float(cfg.timeout_s)):
+            with hub_timeout(float(cfg.timeout_s)):
                 for a in artifacts:
                     result = publish_artifact(api, a, cfg.version, manifests[a.name], private=cfg.private,
                                               attempts=int(cfg.max_attempts), wait_s=float(cfg.retry_wait_s), sleep=sleep)

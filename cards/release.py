@@ -18,6 +18,7 @@ import yaml
 from pydantic import Field, field_validator
 
 from valueflow.citation import PAPER_BIBTEX, PAPER_REFERENCE
+from valueflow.hub import HUB_ATTEMPTS, HUB_RETRY_WAIT_S, HUB_TIMEOUT_S
 from valueflow.io import write_json, write_text
 from valueflow.params import DEFAULT_PARAMS, ParamsError, StageParams
 
@@ -76,9 +77,9 @@ class ReleaseConfig(StageParams):
     private: bool = False
     receipt: Path = Path("release/receipt.json")
     history_dir: Path = Path("releases")
-    max_attempts: int = Field(4, ge=1)
-    retry_wait_s: float = Field(2.0, ge=0)
-    timeout_s: float = Field(60.0, gt=0)  # per Hub request; every call is also retried max_attempts times at most
+    max_attempts: int = Field(HUB_ATTEMPTS, ge=1)
+    retry_wait_s: float = Field(HUB_RETRY_WAIT_S, ge=0)
+    timeout_s: float = Field(HUB_TIMEOUT_S, gt=0)  # per Hub request; every call is also retried max_attempts times at most
     allow_insecure_http: bool = False  # send the token over plain http to a non-loopback endpoint (a trusted network)
 
     @field_validator("version", mode="before")
