@@ -273,12 +273,19 @@ def _read_hub(repo: str, revision: str | None) -> pd.DataFrame:
     """All splits of the ``full`` config of a Hub dataset (falls back to the default config)."""
     import datasets
 
-    try:
-        ds = datasets.load_dataset(repo, DEFAULT_CONFIG, revision=revision)
-    except ValueError:  # no config named "full": a plain table dataset
-        ds = datasets.load_dataset(repo, revision=revision)
-    except Exception as err:  # network, missing repo, missing revision
-        raise InputError(f"{repo}" + (f"@{revision}" if revision else "") + f": cannot load from the Hub: {err}") from None
+    from valueflow.hub import hub_limits, hub_timeout, with_retries
+
+    def load():
+        try:
+            return datasets.load_dataset(repo, DEFAULT_CONFIG, revision=revision)
+        except ValueError:  # no config named "full": a plain table dataset
+            return datasets.load_dataset(repo, revision=revision)
+
+    # a Hub that never answers or answers 5xx: bounded, then one line (a missing repo or revision: one line at once)
+    timeout_s, attempts = hub_limits()
+    with hub_timeout(timeout_s):
+        ds = with_retries(f"{repo}" + (f"@{revision}" if revision else "") + ": loading from the Hub", load, attempts,
+                          error=InputError)
     frames = []
     for split_name, part in ds.items():
         df = part.to_pandas()

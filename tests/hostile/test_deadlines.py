@@ -7,6 +7,8 @@ from __future__ import annotations
 import json
 import os
 import socket
+import subprocess
+import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -15,8 +17,19 @@ import pandas as pd
 import pytest
 import yaml
 
-from tests.hostile.conftest import VALUE, chat_options, cli, collect_params, error_line, snapshot
+from tests.hostile.conftest import (
+    VALUE,
+    chat_options,
+    cli,
+    collect_params,
+    error_line,
+    evaluate_args,
+    permutation_reply,
+    snapshot,
+)
 from tests.hostile.hub import release_params
+from tests.loopback import LoopbackChatServer
+from tests.publish.hub_server import HubServer
 
 
 class TricklingServer:
@@ -106,6 +119,74 @@ def test_a_hub_that_never_answers_is_given_up_after_the_timeout_and_the_retries(
     assert "create repo failed after 2 attempt(s)" in line and "Timeout" in line
     receipt = json.loads((project / "release" / "receipt.json").read_text())
     assert "failed after 2 attempt(s)" in receipt["error"]
+
+
+@pytest.fixture()
+def vidb_on_hub(project, hub_online, release_template):
+    """A loopback Hub holding the VIDB release at tag v1.0.0 (published the way `publish` does)."""
+    from cards.publish import Artifact, publish
+    from cards.release import ReleaseConfig
+
+    with HubServer() as hub:
+        folder = release_template / "vidb"
+        cfg = ReleaseConfig(version="1.0.0", endpoint=hub.url, dry_run=False, dataset_dir=folder, model_dir=folder,
+                            judge_dir=folder, receipt=project / "hub" / "receipt.json", history_dir=project / "hub")
+        publish(cfg, artifacts=[Artifact("vidb", folder, cfg.dataset_repo, "dataset")])
+        yield hub
+
+
+def evaluate_from_hub(project, hub: HubServer, attempts: int) -> subprocess.CompletedProcess:
+    """``evaluate --vidb valueflow/vidb --revision v1.0.0`` in a fresh process (huggingface_hub reads its endpoint
+    at import), with 1 s per Hub request and ``attempts`` tries. The Hub's request log is this run's."""
+    hub.state.log.clear()
+    env = {k: v for k, v in os.environ.items() if k not in ("HF_TOKEN", "HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE",
+                                                             "TRANSFORMERS_OFFLINE")}
+    env.update(PYTHONPATH=os.pathsep.join(sys.path), HF_ENDPOINT=hub.url, HF_HOME=str(project / "hf_home"),
+               HF_HUB_DISABLE_XET="1", VALUEFLOW_HUB_TIMEOUT_S="1", VALUEFLOW_HUB_ATTEMPTS=str(attempts))
+    with LoopbackChatServer(permutation_reply) as chat:
+        args = evaluate_args(chat.base_url)
+        args[args.index("anchors.csv")] = "valueflow/vidb"
+        return subprocess.run([sys.executable, "-m", "valueflow.cli", *args, "--revision", "v1.0.0"], cwd=project,
+                              env=env, capture_output=True, text=True, timeout=120, check=False)  # never hangs
+
+
+def asked(hub: HubServer, path: str) -> int:
+    return sum(r["method"] == "GET" and path in r["path"] for r in hub.state.log)
+
+
+REVISION_INFO = "/api/datasets/valueflow/vidb/revision/"  # huggingface_hub asks it with a 10 s timeout, no retry
+TREE = "/api/datasets/valueflow/vidb/tree/"  # asked with no timeout at all, and retried by huggingface_hub
+
+
+def test_a_hub_panel_that_fails_once_is_retried(project, vidb_on_hub):
+    vidb_on_hub.fail("GET", REVISION_INFO, times=1, status=503)
+    run = evaluate_from_hub(project, vidb_on_hub, attempts=3)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert "Traceback" not in run.stderr
+    assert "warning: valueflow/vidb@v1.0.0: loading from the Hub: transient error" in run.stderr
+    assert "retry 1/2" in run.stderr and "retry 2/2" not in run.stderr
+    assert asked(vidb_on_hub, REVISION_INFO) == 2  # the failed try and the one that succeeded
+    assert len(pd.read_parquet(project / "scores.parquet")) == 2
+
+
+def test_a_hub_panel_that_never_answers_is_given_up_after_the_timeout_and_the_retries(project, vidb_on_hub):
+    vidb_on_hub.fail("GET", REVISION_INFO, times=100, stall=True)
+    run = evaluate_from_hub(project, vidb_on_hub, attempts=2)
+    assert run.returncode == 2, run.stderr[-3000:]
+    assert "Traceback" not in run.stderr
+    lines = [line for line in run.stderr.splitlines() if line.startswith("error:")]
+    assert len(lines) == 1 and lines[0].startswith("error: valueflow/vidb@v1.0.0: loading from the Hub failed after 2 "
+                                                    "attempt(s)"), run.stderr[-3000:]
+    assert "ReadTimeout" in lines[0]
+    assert asked(vidb_on_hub, REVISION_INFO) == 2  # one stalled request per try, each given up after 1 s
+    assert not (project / "scores.parquet").exists()
+
+
+def test_a_hub_request_sent_without_a_timeout_gets_one(project, vidb_on_hub):
+    vidb_on_hub.fail("GET", TREE, times=1, stall=True)  # without the cap: a wait with no end
+    run = evaluate_from_hub(project, vidb_on_hub, attempts=1)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert asked(vidb_on_hub, TREE) == 2  # the stalled listing, given up after 1 s, and huggingface_hub's retry
 
 
 @pytest.mark.parametrize("which", ["params", "table"])

@@ -160,7 +160,8 @@ class HubState:
         self.lfs: dict[str, bytes] = {}
         self.lock = threading.RLock()
         self.log: list[dict] = []
-        self.failures: list[dict] = []  # {"method", "pattern", "status", "times"}
+        self.failures: list[dict] = []  # {"method", "pattern", "status", "times", "after", "stall"}
+        self.closing = threading.Event()  # set when the server stops: a stalled request may end
 
     def repo(self, repo_type: str, repo_id: str) -> Repo:
         repo = self.repos.get((repo_type, repo_id))
@@ -254,15 +255,20 @@ class _Handler(BaseHTTPRequestHandler):
         path, query = url.path, parse_qs(url.query)
         self.state.log.append({"method": method, "path": path, "auth": "Authorization" in self.headers})
         body = self._body() if method in ("POST", "PUT") else b""
-        lose_response = False
+        lose_response = stall = False
         with self.state.lock:
             for rule in self.state.failures:
                 if rule["times"] > 0 and rule["method"] == method and re.search(rule["pattern"], path):
                     rule["times"] -= 1
-                    if not rule["after"]:
-                        return self._error(HubError(rule["status"], "injected failure"))
+                    stall = rule["stall"]
+                    if not rule["after"] and not stall:
+                        return self._error(HubError(rule["status"], "injected failure"), head=method == "HEAD")
                     lose_response = rule["status"]
                     break
+        if stall:  # the connection stays open and nothing ever comes back (until the server stops)
+            self.state.closing.wait()
+            self.close_connection = True
+            return
         if lose_response:  # the request takes effect but its answer is lost: the client sees an error
             real_wfile, self.wfile = self.wfile, io.BytesIO()
             try:
@@ -562,18 +568,21 @@ class HubServer:
         return self
 
     def __exit__(self, *exc) -> None:
+        self.state.closing.set()
         self._httpd.shutdown()
         self._httpd.server_close()
 
-    def fail(self, method: str, pattern: str, times: int = 1, status: int = 500, after: bool = False) -> None:
+    def fail(self, method: str, pattern: str, times: int = 1, status: int = 500, after: bool = False,
+             stall: bool = False) -> None:
         """Answer the next ``times`` requests of ``method`` whose path matches ``pattern`` with ``status``.
 
         With ``after=True`` the request is carried out first and only its answer is replaced by the error (a
-        response lost on the way back, the case where a blind retry would commit twice).
+        response lost on the way back, the case where a blind retry would commit twice). With ``stall=True`` the
+        request is never answered: a Hub that accepts the connection and goes silent.
         """
         with self.state.lock:
             self.state.failures.append(
-                {"method": method, "pattern": pattern, "times": times, "status": status, "after": after}
+                {"method": method, "pattern": pattern, "times": times, "status": status, "after": after, "stall": stall}
             )
 
     def clear_failures(self) -> None:
