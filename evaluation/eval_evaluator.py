@@ -157,17 +157,23 @@ def _build_judges(vidb: str) -> set[str]:
 def evaluate_evaluator(cfg: EvalEvaluatorConfig, root: str | Path = ".") -> dict:
     """Run the stage; returns the metrics written to ``metrics/evaluator.json``."""
     from validation.rejects import RejectSink
-    from valueflow.io import write_metrics, write_parquet
+    from valueflow.io import check_outputs, stage_records, write_json, write_parquet
     from valueflow.judges import make_judge
 
     root = Path(root)
     t0 = time.perf_counter()
+    sink = RejectSink("eval_evaluator", root, out=cfg.scores_out)
+    metrics_out = root / cfg.metrics_out
+    if metrics_out == root / "metrics" / "evaluator.json":  # the default: the pipeline's file, or beside an ad-hoc run's scores
+        metrics_out = stage_records("evaluator", cfg.scores_out, root)[0]
+    check_outputs({"eval_evaluator.scores_out": root / cfg.scores_out, "eval_evaluator.plot_out": root / cfg.plot_out,
+                   "eval_evaluator.metrics_out": metrics_out, "rejected rows": sink.path},
+                  {"eval_evaluator.vidb": cfg.vidb if Path(cfg.vidb).exists() else None})  # else a Hub id
     if cfg.threads:
         import torch
 
         torch.set_num_threads(cfg.threads)  # small encoding batches: one thread is fastest on a shared machine
     panel = AnchorPanel.from_source(cfg.vidb, revision=cfg.revision)
-    sink = RejectSink("eval_evaluator", root, out=cfg.scores_out)
     for rec in panel.rejected.to_dict("records"):
         sink.rows.append({"stage": "eval_evaluator", **rec})
     gold, anchors = split_gold_and_anchors(panel, cfg)
@@ -224,13 +230,7 @@ def evaluate_evaluator(cfg: EvalEvaluatorConfig, root: str | Path = ".") -> dict
         "paper_table1": PAPER_TABLE1,
         "timings_s": {**timings, "total": round(time.perf_counter() - t0, 3)},
     }
-    out = root / cfg.metrics_out
-    if out == root / "metrics" / "evaluator.json":  # the default: the pipeline's file, or beside an ad-hoc run's scores
-        write_metrics("evaluator", metrics, root, out=cfg.scores_out)
-    else:
-        from valueflow.io import write_json
-
-        write_json(metrics, out)
+    write_json(metrics, metrics_out)
     return metrics
 
 

@@ -13,6 +13,10 @@ from pydantic import Field, field_validator
 from evaluation.steering_analysis import REGIME_THRESHOLDS, AnalysisConfig, analyse, score_responses
 from valueflow.params import StageParams
 
+#: the files written in ``eval_steering.plots_dir``: the dose-response data and the three figures
+PLOTS = {"data": "dose_response.csv", "dose_response": "dose_response.png", "composition_arrows": "composition_arrows.png",
+         "composition_heatmap": "composition_heatmap.png"}
+
 
 class EvalSteeringConfig(StageParams):
     """The ``eval_steering`` section of params.yaml."""
@@ -57,7 +61,7 @@ def eval_steering(cfg: EvalSteeringConfig, *, progress: bool = True, evaluator: 
     from evaluation import steering_plots
     from validation.rejects import RejectSink, validate_rows
     from validation.schemas import ResponsesSchema, ScoresSchema
-    from valueflow.io import InputError, read_table, write_metrics, write_parquet, write_text
+    from valueflow.io import InputError, check_outputs, read_table, stage_records, write_json, write_parquet, write_text
 
     t0 = time.perf_counter()
     root = Path(cfg.root)
@@ -65,6 +69,12 @@ def eval_steering(cfg: EvalSteeringConfig, *, progress: bool = True, evaluator: 
     if not path.exists():
         raise InputError(f"{path}: responses not found (run `valueflow steer` first)")
     sink = RejectSink("eval_steering", root=root, out=cfg.scores_out)
+    plots = root / cfg.plots_dir
+    metrics_out = stage_records("steering", cfg.scores_out, root)[0]
+    check_outputs({"eval_steering.scores_out": root / cfg.scores_out, "rejected rows": sink.path, "metrics": metrics_out,
+                   **{f"eval_steering.plots_dir ({name})": plots / name for name in PLOTS.values()}},
+                  {"eval_steering.responses": path,
+                   "eval_steering.panel": cfg.panel if cfg.panel and Path(cfg.panel).exists() else None})  # else a Hub id
     table = read_table(path, required=tuple(ResponsesSchema.to_schema().columns))  # a table of something else: one line
     responses = validate_rows(table, ResponsesSchema, sink, file=str(path))
     if responses.empty:
@@ -80,16 +90,15 @@ def eval_steering(cfg: EvalSteeringConfig, *, progress: bool = True, evaluator: 
     tables = result.pop("_tables")
     write_parquet(scores, root / cfg.scores_out)
 
-    plots = root / cfg.plots_dir
     curves = tables["curves"]
     plot_csv = curves.assign(series=curves["model"] + "/" + curves["format"] + "/" + curves["value"]) if len(curves) else curves
     cols = ["series", "model", "format", "value", "target", "n", "mean", "ci_low", "ci_high", "shift"]
     write_text((plot_csv.reindex(columns=cols).sort_values(["series", "target"]) if len(plot_csv) else pd.DataFrame(columns=cols))
-               .to_csv(index=False, float_format="%.4f"), plots / "dose_response.csv")
+               .to_csv(index=False, float_format="%.4f"), plots / PLOTS["data"])
     figures = {
-        "dose_response": steering_plots.dose_response(curves, plots / "dose_response.png"),
-        "composition_arrows": steering_plots.composition_arrows(tables["composition"], plots / "composition_arrows.png"),
-        "composition_heatmap": steering_plots.composition_heatmap(tables["composition"], plots / "composition_heatmap.png"),
+        "dose_response": steering_plots.dose_response(curves, plots / PLOTS["dose_response"]),
+        "composition_arrows": steering_plots.composition_arrows(tables["composition"], plots / PLOTS["composition_arrows"]),
+        "composition_heatmap": steering_plots.composition_heatmap(tables["composition"], plots / PLOTS["composition_heatmap"]),
     }
     sink.write()
     result.update({
@@ -100,7 +109,7 @@ def eval_steering(cfg: EvalSteeringConfig, *, progress: bool = True, evaluator: 
         "seconds": round(time.perf_counter() - t0, 3),
         "scoring_seconds": round(t_score, 3),
     })
-    write_metrics("steering", result, root, out=cfg.scores_out)
+    write_json(result, metrics_out)
     return result
 
 

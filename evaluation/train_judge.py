@@ -25,7 +25,7 @@ import pandas as pd
 from pydantic import Field
 
 from validation.rejects import RejectSink
-from valueflow.io import InputError, atomic_dir, read_table, write_json
+from valueflow.io import InputError, atomic_dir, check_outputs, read_table, stage_records, write_json
 from valueflow.judges.value_head import HeadConfig
 from valueflow.models import hub_id
 from valueflow.params import StageParams
@@ -136,6 +136,11 @@ def train_judge(cfg: JudgeTrainConfig, echo=print) -> dict:
     started = time.perf_counter()
     cfg.check()
     sink = RejectSink("train_judge", root=cfg.root, out=cfg.out)
+    check_outputs({"train_judge.out folder": cfg.root / cfg.out, "rejected rows": sink.path,
+                   "metrics": stage_records("train_judge", cfg.out, cfg.root)[0]},
+                  {"train_judge.vidb": cfg.root / cfg.vidb,
+                   **{f"train_judge.extra[{i}]": cfg.root / p for i, p in enumerate(cfg.extra)},
+                   "train_judge.base_model": cfg.base_model if Path(cfg.base_model).exists() else None})
     vidb_path = cfg.root / cfg.vidb
     vidb = read_labelled(vidb_path)
     vidb_rows = judge_rows(vidb, str(vidb_path), sink, cfg.direction_intensity)

@@ -25,9 +25,11 @@ from pydantic import Field
 from hives_model.data import load_texts, training_rows
 from hives_model.train import read_training_metrics
 from validation.rejects import RejectSink
-from valueflow.io import normalise_text, read_table
+from valueflow.io import check_outputs, normalise_text, read_table, stage_records
 from valueflow.models import DEFAULT_BASE_MODEL
 from valueflow.params import StageParams
+
+PLOTS = {"hives": "value_space.png", "base": "value_space_base.png", "comparison": "comparison.csv"}  # in cfg.plots
 
 
 class HivesEvalConfig(StageParams):
@@ -82,13 +84,18 @@ def evaluate_hives(cfg: HivesEvalConfig, echo=print) -> dict:
     from valueflow.models import load_sentence_model, resolve_model_path
 
     started = time.perf_counter()
+    sink = RejectSink("eval_hives", out=cfg.release)
+    check_outputs({"eval_hives.release folder": cfg.release if cfg.export else None, "rejected rows": sink.path,
+                   "metrics": stage_records("hives", cfg.release)[0],
+                   **{f"eval_hives.plots ({name})": cfg.plots / name for name in PLOTS.values()}},
+                  {"eval_hives.model": cfg.model, "eval_hives.data": cfg.data, "eval_hives.probe_train": cfg.probe_train,
+                   "eval_hives.base_model": cfg.base_model if cfg.base_model and Path(cfg.base_model).exists() else None})
     resolve_model_path(str(cfg.model))  # not trained yet: one line naming the command that trains it
     training = read_training_metrics(cfg.model)
     trained_with = training.get("config", {})
     base_name = cfg.base_model or trained_with.get("base_model", DEFAULT_BASE_MODEL)
     missing = trained_with.get("missing_direction", "unknown")
 
-    sink = RejectSink("eval_hives", out=cfg.release)
     rows = training_rows(load_texts(cfg.data, sink, split=cfg.split), missing, sink, file=str(cfg.data))
     rows, leaked = drop_training_texts(rows, training_texts(training))
     probe_rows = None
@@ -105,16 +112,16 @@ def evaluate_hives(cfg: HivesEvalConfig, echo=print) -> dict:
     echo(format_table(result, title=f"HiVES vs base ({base_name}) and the oracle on {cfg.data}, {len(rows)} rows "
                                     f"({leaked} dropped: text also in the training data)"))
 
-    plot_value_space(emb["hives"], rows["theory"].tolist(), rows["value"].tolist(), cfg.plots / "value_space.png",
+    plot_value_space(emb["hives"], rows["theory"].tolist(), rows["value"].tolist(), cfg.plots / PLOTS["hives"],
                      title="HiVES value space (PCA of held-out texts)")
-    plot_value_space(emb["base"], rows["theory"].tolist(), rows["value"].tolist(), cfg.plots / "value_space_base.png",
+    plot_value_space(emb["base"], rows["theory"].tolist(), rows["value"].tolist(), cfg.plots / PLOTS["base"],
                      title=f"Base model value space ({base_name})")
     lines = ["metric,model,value"]
     for key, _ in HEADLINE:
         for name in ("hives", "base", ORACLE):
             if result[name][key] is not None:
                 lines.append(f"{key},{name},{result[name][key]:.4f}")
-    write_text("\n".join(lines) + "\n", cfg.plots / "comparison.csv")
+    write_text("\n".join(lines) + "\n", cfg.plots / PLOTS["comparison"])
 
     metrics = {"data": str(cfg.data), "rows": len(rows), "dropped_training_texts": leaked, "base_model": base_name,
                "rejected": sink.count, **result}

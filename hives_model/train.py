@@ -20,7 +20,7 @@ from hives_model.data import LabelSpace, TrainingDataError, load_texts, to_datas
 from hives_model.projection import ProjectionConfig
 from hives_model.sampler import HierarchicalBatchSampler
 from validation.rejects import RejectSink
-from valueflow.io import atomic_dir, write_json
+from valueflow.io import atomic_dir, check_outputs, stage_records, write_json
 from valueflow.models import DEFAULT_BASE_MODEL, pinned_model, resolve_model_path
 from valueflow.params import DEFAULT_PARAMS, StageParams, stage_params
 
@@ -190,8 +190,14 @@ def train_hives(cfg: HivesTrainConfig, evaluator=None, eval_steps: int | None = 
     for stage in (cfg.stage1, cfg.stage2):
         if stage.batch_size < 2:
             raise TrainingDataError(f"batch size {stage.batch_size} cannot hold an anchor and a positive (need >= 2)")
-    model_path = resolve_model_path(cfg.base_model)  # refuses a local path that does not exist
     sink = RejectSink("train_hives", root=cfg.root, out=cfg.out)
+    # the model folder is swapped in whole, and the checkpoints are deleted once done: neither may hold an input
+    check_outputs({"train_hives.out folder": cfg.root / cfg.out, "rejected rows": sink.path,
+                   "metrics": stage_records("train_hives", cfg.out, cfg.root)[0],
+                   "train_hives checkpoints folder": checkpoint_dir(cfg) if cfg.checkpoint_steps else None},
+                  {"train_hives.data": cfg.root / cfg.data,
+                   "train_hives.base_model": cfg.base_model if Path(cfg.base_model).exists() else None})
+    model_path = resolve_model_path(cfg.base_model)  # refuses a local path that does not exist
     data_path = cfg.root / cfg.data
     texts = load_texts(data_path, sink, split=cfg.split)
     rows = training_rows(texts, cfg.missing_direction, sink, file=str(data_path))

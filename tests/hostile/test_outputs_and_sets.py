@@ -10,6 +10,7 @@ import sys
 
 import pandas as pd
 import pytest
+import yaml
 
 from tests.hostile.conftest import (
     VALUE,
@@ -93,4 +94,31 @@ def test_build_vidb_refuses_a_release_folder_that_holds_its_inputs(project):
     assert result.exit_code == 2, result.output
     assert error_line(result) == ("error: data: build_vidb.out_dir folder holds the input build_vidb.texts "
                                   "(data/texts.parquet); choose another folder (nothing was written)")
+    assert snapshot(project) == before
+
+
+STAGE_SECTIONS = {"train_hives": {}, "train_judge": {}, "eval_hives": {},
+                  "eval_evaluator": {"scores_out": "anchors.csv"},
+                  "eval_steering": {"responses": "responses.parquet", "scores_out": "responses.parquet"}}
+
+
+@pytest.mark.parametrize("args, line", [
+    (["train-hives", "--data", "data/texts.parquet", "--out", "data"],  # the model folder is swapped in whole
+     "data: train_hives.out folder holds the input train_hives.data (data/texts.parquet); choose another folder"),
+    (["train-judge", "--vidb", "release/vidb", "--out", "release/vidb"],
+     "release/vidb: train_judge.out folder is the input train_judge.vidb; choose another path"),
+    (["eval-hives", "--model", "models/hives", "--release", "models/hives"],
+     "models/hives: eval_hives.release folder is the input eval_hives.model; choose another path"),
+    (["eval-evaluator", "--vidb", "anchors.csv"],
+     "anchors.csv: eval_evaluator.scores_out is the input eval_evaluator.vidb; choose another path"),
+    (["eval-steering"],
+     "responses.parquet: eval_steering.scores_out is the input eval_steering.responses; choose another path"),
+], ids=["train-hives", "train-judge", "eval-hives", "eval-evaluator", "eval-steering"])
+def test_a_stage_refuses_an_output_that_is_its_input(project, args, line):
+    (project / "params.yaml").write_text(yaml.safe_dump(STAGE_SECTIONS))
+    pd.read_parquet(project / "data" / "texts.parquet").to_parquet(project / "responses.parquet")  # any table
+    before = snapshot(project)
+    result = cli(args)
+    assert result.exit_code == 2, result.output
+    assert error_line(result) == f"error: {line} (nothing was written)"
     assert snapshot(project) == before
