@@ -6,7 +6,8 @@ answer: backend, model, prompt, target, sample, generation settings), skips thos
 asks only for the rest; a torn last line (a kill mid-write) is ignored. The output therefore holds each planned
 row exactly once, however often the run was interrupted. Failed requests are recorded with their error and retried
 by the next run. The journal outlives the output on purpose: DVC deletes outputs before rerunning a stage, and
-adding a model to params must not pay again for the models already answered.
+adding a model to params must not pay again for the models already answered. One run at a time writes the
+journals of a ``cache_dir`` (a lock there): a second run waits for the first, then reuses its answers.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from validation.schemas import ResponsesSchema
 from valueflow.io import (
     InputError,
     check_outputs,
+    one_writer,
     read_table,
     stable_text_id,
     stage_records,
@@ -298,8 +300,6 @@ def _slug(name: str) -> str:
 
 def steer(cfg: SteerConfig, *, progress: bool = True) -> tuple[pd.DataFrame, dict[str, Any]]:
     """Answer every planned prompt with every backend; write the responses, rejects and metrics."""
-    from tqdm.auto import tqdm
-
     t0 = time.perf_counter()
     sink = RejectSink("steer", root=cfg.root, out=cfg.out)
     check_outputs({"steer.out": cfg.root / cfg.out, "steer.cache_dir store": cfg.root / cfg.cache_dir,
@@ -318,6 +318,16 @@ def steer(cfg: SteerConfig, *, progress: bool = True) -> tuple[pd.DataFrame, dic
         missing = sorted({tax.resolve(v) for v in targeted if _known(v)} - set(pool.values))
         if missing and any(f in ("user_texts", "multi_user_texts") for f in cfg.formats):
             raise TargetError(f"{cfg.exemplars}: no exemplar texts for value(s) {', '.join(missing)}")
+    # one writer per journal: a second run on the same cache_dir waits, then reads the journals afresh and finds
+    # the first run's answers there, so no prompt is asked (paid for) twice and no journal gets two writers
+    with one_writer(cfg.root / cfg.cache_dir, "the steer journal"):
+        return _answer_and_write(cfg, queries, pool, sink, t0, progress)
+
+
+def _answer_and_write(cfg: SteerConfig, queries, pool, sink: RejectSink, t0: float,
+                      progress: bool) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """The stage's work once it holds the journal: answer what the journals lack, write responses and records."""
+    from tqdm.auto import tqdm
 
     all_rows: list[dict[str, Any]] = []
     per_backend: dict[str, dict[str, Any]] = {}
