@@ -26,7 +26,7 @@ from pydantic import Field
 
 from validation.rejects import RejectSink
 from valueflow.io import InputError, atomic_dir, check_outputs, read_table, stage_records, write_json
-from valueflow.judges.value_head import HeadConfig
+from valueflow.judges.value_head import HeadConfig, TuneConfig
 from valueflow.models import hub_id
 from valueflow.params import StageParams
 from valueflow.taxonomy import UnknownValueError, get_taxonomy
@@ -48,6 +48,9 @@ class JudgeTrainConfig(StageParams):
     repo_id: str = "valueflow/vidb-judge"
     alpha: float = Field(HeadConfig.alpha, gt=0)  # ridge penalty of the head's shared part
     value_alpha: float = Field(HeadConfig.value_alpha, gt=0)  # ridge penalty of each value's own residual
+    tune_epochs: int = Field(TuneConfig.epochs, ge=0)  # 0: frozen encoder; else fine-tune it under the head
+    tune_learning_rate: float = Field(TuneConfig.learning_rate, gt=0)
+    tune_batch_size: int = Field(TuneConfig.batch_size, ge=1)
     direction_intensity: float = 5.0  # target of a row that has a direction but no intensity
     onnx: bool = True  # also export the int8 ONNX graph (backend=onnx: CPU scoring without torch)
     root: Path = Path(".")
@@ -58,6 +61,10 @@ class JudgeTrainConfig(StageParams):
 
     def head(self) -> HeadConfig:
         return HeadConfig(alpha=self.alpha, value_alpha=self.value_alpha)
+
+    def tune(self) -> TuneConfig:
+        return TuneConfig(epochs=self.tune_epochs, learning_rate=self.tune_learning_rate,
+                          batch_size=self.tune_batch_size)
 
 
 # -- training rows ---------------------------------------------------------------------------------------------
@@ -109,22 +116,41 @@ def judge_rows(df: pd.DataFrame, file: str, sink: RejectSink, direction_intensit
                          "target": target.loc[keep].to_numpy(dtype=float), "split": split})
 
 
-def fit_judge(cfg: JudgeTrainConfig, rows: pd.DataFrame):
-    """Embed ``rows`` (text, value, target) with the frozen encoder and fit the value head on them; return the
-    judge as one ``SentenceTransformer`` (encoder + head) and the values of its output columns."""
-    from valueflow.judges.value_head import build_judge_model, fit_value_head, value_query
-    from valueflow.models import load_sentence_model
+def fit_judge(cfg: JudgeTrainConfig, rows: pd.DataFrame, echo=None):
+    """Fit the judge on ``rows`` (text, value, target): embed them with the encoder and fit the value head in closed
+    form; with ``tune_epochs``, then fine-tune encoder and head together and refit the head on the tuned encoder.
+    Return the judge as one ``SentenceTransformer`` (encoder + head) and the values of its output columns."""
+    import copy
+
+    from sentence_transformers import SentenceTransformer
+
+    from valueflow.judges.value_head import build_judge_model, fit_value_head, tune_encoder, value_query
+    from valueflow.models import clip_to_window, load_sentence_model
 
     encoder = load_sentence_model(cfg.base_model)
+    if cfg.tune_epochs:
+        encoder = copy.deepcopy(encoder)  # the loaded model is shared (cached): tune a copy
     values = [v.name for v in get_taxonomy().values]
-    column = {v: i for i, v in enumerate(values)}
-    texts = pd.unique(rows["text"]).tolist()
-    emb = dict(zip(texts, encoder.encode(texts, batch_size=64, normalize_embeddings=True, convert_to_numpy=True,
-                                         show_progress_bar=len(texts) > 2000)))
-    queries = encoder.encode([value_query(v) for v in values], normalize_embeddings=True, convert_to_numpy=True)
-    head = fit_value_head(np.stack([emb[t] for t in rows["text"]]), rows["value"].map(column).to_numpy(),
-                          rows["target"].to_numpy(dtype=float), queries, cfg.head())
-    return build_judge_model(encoder, head), values
+    value_index = rows["value"].map({v: i for i, v in enumerate(values)}).to_numpy()
+    texts, truncated = clip_to_window(encoder, rows["text"].tolist())
+    if truncated and echo:
+        echo(f"warning: {truncated} training text(s) are longer than the encoder's window "
+             f"({encoder.max_seq_length} tokens); the judge learns from their first {encoder.max_seq_length} tokens")
+    target = rows["target"].to_numpy(dtype=float)
+
+    def fitted_head(body):
+        unique = list(dict.fromkeys(texts))
+        emb = dict(zip(unique, body.encode(unique, batch_size=64, normalize_embeddings=True, convert_to_numpy=True,
+                                           show_progress_bar=len(unique) > 2000)))
+        queries = body.encode([value_query(v) for v in values], normalize_embeddings=True, convert_to_numpy=True)
+        return fit_value_head(np.stack([emb[t] for t in texts]), value_index, target, queries, cfg.head())
+
+    model = build_judge_model(encoder, fitted_head(encoder))
+    if cfg.tune_epochs:
+        tune_encoder(model, texts, value_index, target, cfg.tune(), echo)
+        body = SentenceTransformer(modules=[model[i] for i in range(len(model) - 1)], device="cpu")
+        model = build_judge_model(body, fitted_head(body))
+    return model, values
 
 
 def train_judge(cfg: JudgeTrainConfig, echo=print) -> dict:
@@ -156,7 +182,7 @@ def train_judge(cfg: JudgeTrainConfig, echo=print) -> dict:
         raise InputError(f"{vidb_path}: no usable training rows for the judge (see data/rejected/train_judge.parquet)")
 
     t = time.perf_counter()
-    model, values = fit_judge(cfg, train)
+    model, values = fit_judge(cfg, train, echo)
     train_seconds = time.perf_counter() - t
 
     held_out = vidb_rows[vidb_rows["split"] == "validation"] if has_splits else vidb_rows.iloc[:0]

@@ -143,3 +143,34 @@ def test_learned_judge_collects_rankings(trained_judge, seed_dir, tmp_path):
     rankings, _ = collect(cfg)
     assert len(rankings) == 12 * 2 // 4 and rankings["judge"].str.startswith("learned:").all()
     assert all(sorted(o) == sorted(w) for o, w in zip(rankings["order"], rankings["window"]))
+
+
+def test_fine_tuning_the_encoder_fits_the_rows_better_and_leaves_the_shared_base_untouched(vidb_release):
+    """``train_judge.tune_epochs``: encoder and head are fine-tuned together (the training loss falls over the
+    epochs), the head is refitted on the tuned encoder, and the base model other stages share is not modified."""
+    from evaluation.train_judge import fit_judge, judge_rows
+    from validation.rejects import RejectSink
+    from valueflow.judges.value_head import TuneConfig, build_judge_model, fit_value_head, tune_encoder
+    from valueflow.models import load_sentence_model
+
+    rows = judge_rows(pd.read_parquet(vidb_release / "data" / "full" / "train.parquet"), "train.parquet",
+                      RejectSink("t", root=Path("."), out=Path("judge")))
+    rows = rows[rows["value"].isin(["benevolence", "achievement", "care-harm"])].reset_index(drop=True)
+    base = load_sentence_model("all-MiniLM-L6-v2")
+    before = base.encode(rows["text"].tolist()[:5])
+
+    cfg = JudgeTrainConfig(base_model="all-MiniLM-L6-v2", tune_epochs=2, tune_learning_rate=1e-4)
+    model, values = fit_judge(cfg, rows)
+    tuned = model.encode(rows["text"].tolist()[:5])
+    assert tuned.shape == (5, len(values))
+    assert np.allclose(base.encode(rows["text"].tolist()[:5]), before, atol=1e-6)  # the cached base is unchanged
+
+    index = rows["value"].map({v: i for i, v in enumerate(values)}).to_numpy()
+    emb = base.encode(rows["text"].tolist(), normalize_embeddings=True)
+    queries = base.encode(values, normalize_embeddings=True)
+    import copy
+
+    fresh = build_judge_model(copy.deepcopy(base), fit_value_head(emb, index, rows["target"].to_numpy(), queries))
+    losses = tune_encoder(fresh, rows["text"].tolist(), index, rows["target"].to_numpy(),
+                          TuneConfig(epochs=3, learning_rate=1e-4))
+    assert losses[-1] < losses[0]

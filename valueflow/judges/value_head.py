@@ -88,6 +88,63 @@ def fit_value_head(x: np.ndarray, value_index: np.ndarray, target: np.ndarray, q
     return head
 
 
+@dataclass(frozen=True)
+class TuneConfig:
+    """How the encoder is fine-tuned under the value head (``train_judge.tune_*``); 0 epochs keeps it frozen."""
+
+    epochs: int = 0
+    learning_rate: float = 2e-5  # the encoder's; the head moves 5x faster (it starts from the closed-form fit)
+    batch_size: int = 16
+    seed: int = 0
+
+
+def tune_encoder(model, texts: Sequence[str], value_index: np.ndarray, target: np.ndarray, cfg: TuneConfig,
+                 echo=None) -> list[float]:
+    """Fine-tune the judge ``model`` (encoder modules, then the head ``Dense``) in place: each row's score for its
+    own value regressed on ``target`` / 10 (MSE), AdamW with a linear warm-up over the first tenth and decay to 0.
+    Returns the mean loss of each epoch.
+
+    Why. A frozen encoder with any head plateaus near 0.69 on held-out ValueNet; one epoch of this on the real
+    training rows of ``benchmarks/judge_real.py`` (all-mpnet-base-v2) raised held-out ValueNet from 0.690 to 0.708
+    and held-out VIDB texts from 0.714 to 0.766, the head refitted afterwards 0.711 / 0.779. Starting from the
+    closed-form head keeps the first steps from wrecking the encoder with a random head's gradients.
+    """
+    import torch
+
+    torch.manual_seed(cfg.seed)
+    head = model[len(model) - 1]
+    head_ids = {id(p) for p in head.parameters()}
+    encoder_params = [p for p in model.parameters() if id(p) not in head_ids]
+    optimiser = torch.optim.AdamW([{"params": encoder_params, "lr": cfg.learning_rate},
+                                   {"params": list(head.parameters()), "lr": 5 * cfg.learning_rate}], weight_decay=0.01)
+    per_epoch = (len(texts) + cfg.batch_size - 1) // cfg.batch_size
+    steps = max(1, cfg.epochs * per_epoch)
+    schedule = torch.optim.lr_scheduler.LambdaLR(
+        optimiser, lambda s: min(1.0, (s + 1) / max(1.0, 0.1 * steps)) * max(0.0, (steps - s) / steps))
+    rng = np.random.default_rng(cfg.seed)
+    texts, value_index = list(texts), torch.as_tensor(np.asarray(value_index), dtype=torch.long)
+    target = torch.as_tensor(np.asarray(target, dtype=np.float32) / 10.0)
+    losses = []
+    model.train()
+    for epoch in range(cfg.epochs):
+        total = 0.0
+        for batch in np.array_split(rng.permutation(len(texts)), per_epoch):
+            features = model.preprocess([texts[i] for i in batch])
+            scores = model(features)["sentence_embedding"]
+            pick = torch.as_tensor(batch)
+            loss = torch.nn.functional.mse_loss(scores[torch.arange(len(batch)), value_index[pick]] / 10.0, target[pick])
+            optimiser.zero_grad()
+            loss.backward()
+            optimiser.step()
+            schedule.step()
+            total += loss.item() * len(batch)
+        losses.append(total / len(texts))
+        if echo:
+            echo(f"fine-tuning the judge's encoder: epoch {epoch + 1}/{cfg.epochs}, loss {losses[-1]:.4f}")
+    model.eval()
+    return losses
+
+
 def build_judge_model(encoder, head) -> object:
     """A ``SentenceTransformer`` of the encoder's modules followed by the head (only built-in modules).
 
