@@ -1,11 +1,12 @@
-"""ONNX export of a sentence-transformers Transformer + int8 dynamic quantisation, and a small ONNX encoder.
+"""ONNX export of a sentence-transformers Transformer (int8, activations per token) and a small ONNX encoder.
 
 The graph maps (input_ids, attention_mask[, token_type_ids]) to ``last_hidden_state``, the layout
 sentence-transformers' own ONNX backend expects, so ``SentenceTransformer(path, backend="onnx",
 model_kwargs={"file_name": "onnx/model_qint8.onnx"})`` works where optimum is installed. ``OnnxEncoder`` needs
-only onnxruntime and the tokenizer: it applies the folder's own modules after the Transformer, in order (pooling,
-mean or CLS; ``Normalize``; ``Dense``, the projection recipe's head, from its saved weights). The graph stays the
-Transformer alone, so the head is not quantised and the same graph serves any head. The export itself is ``valueflow.onnx_int8.export_int8``.
+only onnxruntime and the tokenizer: ``valueflow.onnx_int8.GraphEncoder`` runs the graph, then it applies the folder's
+own modules after the Transformer, in order (pooling, mean or CLS; ``Normalize``; ``Dense``, the projection recipe's
+head, from its saved weights). The graph stays the Transformer alone, so the head is not quantised and the same graph
+serves any head. The export itself is ``valueflow.onnx_int8.export_int8``.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from valueflow.onnx_int8 import ONNX_DIR, QUANTISED_FILE, export_int8, session
+from valueflow.onnx_int8 import ONNX_DIR, QUANTISED_FILE, GraphEncoder, export_int8
 
 
 def export_onnx_int8(model_dir: str | Path) -> Path:
@@ -33,40 +34,20 @@ class OnnxEncoder:
     """Encode texts with an exported ONNX graph: tokenizer + onnxruntime + the folder's pooling and normalisation."""
 
     def __init__(self, model_dir: str | Path, file_name: str = f"{ONNX_DIR}/{QUANTISED_FILE}", threads: int = 1) -> None:
-        from transformers import AutoTokenizer
-
         model_dir = Path(model_dir)
-        self.session = session(model_dir / file_name, threads)
-        self.input_names = [i.name for i in self.session.get_inputs()]
-        self.tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
         bert_config = model_dir / "sentence_bert_config.json"
-        self.max_length = json.loads(bert_config.read_text()).get("max_seq_length", 256) if bert_config.exists() else 256
+        max_length = json.loads(bert_config.read_text()).get("max_seq_length", 256) if bert_config.exists() else 256
+        self.graph = GraphEncoder(model_dir / file_name, model_dir, max_length, threads)
         self.head = _head_of(model_dir)
 
     def encode(self, texts: list[str], batch_size: int = 32) -> np.ndarray:
-        """The folder's embeddings (normalised when it normalises), in the order of ``texts``.
+        """The folder's embeddings (normalised when it normalises), in the order of ``texts``."""
+        return self.graph.encode(texts, batch_size, then=self._apply_head).astype(np.float32)
 
-        Texts are batched longest first, as sentence-transformers does, so that padding stays small.
-        """
-        texts = list(texts)
-        order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
-        ordered = [texts[i] for i in order]
-        out = []
-        for start in range(0, len(ordered), batch_size):
-            enc = self.tokenizer(ordered[start : start + batch_size], padding=True, truncation=True,
-                                 max_length=self.max_length, return_tensors="np")
-            feeds = {n: enc[n].astype(np.int64) for n in self.input_names}
-            emb = self.session.run(None, feeds)[0]
-            mask = enc["attention_mask"][..., None].astype(np.float32)
-            for step in self.head:
-                emb = step(emb, mask)
-            out.append(emb)
-        emb = np.concatenate(out) if out else np.zeros((0, 0), dtype=np.float32)
-        if len(emb):
-            restored = np.empty_like(emb)
-            restored[order] = emb
-            emb = restored
-        return emb.astype(np.float32)
+    def _apply_head(self, hidden: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        for step in self.head:
+            hidden = step(hidden, mask)
+        return hidden
 
 
 def _pool(mode: str):

@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from valueflow.judges.base import Judge, JudgeAnswer, answers_from_scores, register_judge
-from valueflow.onnx_int8 import ONNX_DIR, QUANTISED_FILE, export_int8, session
+from valueflow.onnx_int8 import ONNX_DIR, QUANTISED_FILE, GraphEncoder, export_int8
 from valueflow.taxonomy import get_taxonomy
 
 DEFAULT_JUDGE = Path("release/judge")
@@ -192,29 +192,15 @@ class _OnnxModel:
     """The int8 graph with the folder's tokenizer: ``encode(texts)`` like the torch model, one row per text."""
 
     def __init__(self, folder: str, threads: int) -> None:
-        from transformers import AutoTokenizer
-
         graph = Path(folder) / ONNX_DIR / QUANTISED_FILE
         if not graph.exists():
             raise FileNotFoundError(f"{graph} not found: export it with valueflow.judges.value_head.export_onnx")
-        self.session = session(graph, threads)
-        self.input_names = [i.name for i in self.session.get_inputs()]
-        self.tokenizer = AutoTokenizer.from_pretrained(folder)
         config = Path(folder) / "sentence_bert_config.json"
-        self.max_length = int(json.loads(config.read_text()).get("max_seq_length") or 512) if config.exists() else 512
+        max_length = int(json.loads(config.read_text()).get("max_seq_length") or 512) if config.exists() else 512
+        self.graph = GraphEncoder(graph, folder, max_length, threads)
 
     def encode(self, texts: list[str], batch_size: int = 64, **_: object) -> np.ndarray:
-        order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))  # similar lengths together: little padding
-        out = None
-        for start in range(0, len(order), batch_size):
-            idx = order[start:start + batch_size]
-            enc = self.tokenizer([texts[i] for i in idx], padding=True, truncation=True, max_length=self.max_length,
-                                 return_tensors="np")
-            scores = self.session.run(None, {n: enc[n].astype(np.int64) for n in self.input_names})[0]
-            if out is None:
-                out = np.empty((len(texts), scores.shape[1]), dtype=np.float32)
-            out[idx] = scores
-        return out if out is not None else np.zeros((0, 0), dtype=np.float32)
+        return self.graph.encode(texts, batch_size)
 
 
 class LearnedJudge(Judge):
