@@ -35,9 +35,7 @@ class OnnxEncoder:
 
     def __init__(self, model_dir: str | Path, file_name: str = f"{ONNX_DIR}/{QUANTISED_FILE}", threads: int = 1) -> None:
         model_dir = Path(model_dir)
-        bert_config = model_dir / "sentence_bert_config.json"
-        max_length = json.loads(bert_config.read_text()).get("max_seq_length", 256) if bert_config.exists() else 256
-        self.graph = GraphEncoder(model_dir / file_name, model_dir, max_length, threads)
+        self.graph = GraphEncoder(model_dir / file_name, model_dir, threads)
         self.head = _head_of(model_dir)
 
     def encode(self, texts: list[str], batch_size: int = 32) -> np.ndarray:

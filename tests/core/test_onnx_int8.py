@@ -22,7 +22,7 @@ def minilm_graph(tmp_path_factory, seed_dir):
     path = export_int8(transformer.auto_model, sample, lambda out: out.last_hidden_state, "last_hidden_state",
                        tmp_path_factory.mktemp("onnx") / "model_qint8.onnx")
     texts = [t for f in sorted(seed_dir.glob("*.csv")) for t in pd.read_csv(f)["text"].head(12)]
-    return model, path, GraphEncoder(path, folder, max_length=256), texts
+    return model, path, GraphEncoder(path, folder), texts
 
 
 def _embed(hidden: np.ndarray, mask: np.ndarray) -> np.ndarray:

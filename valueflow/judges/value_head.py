@@ -197,9 +197,7 @@ class _OnnxModel:
         graph = Path(folder) / ONNX_DIR / QUANTISED_FILE
         if not graph.exists():
             raise FileNotFoundError(f"{graph} not found: export it with valueflow.judges.value_head.export_onnx")
-        config = Path(folder) / "sentence_bert_config.json"
-        max_length = int(json.loads(config.read_text()).get("max_seq_length") or 512) if config.exists() else 512
-        self.graph = GraphEncoder(graph, folder, max_length, threads)
+        self.graph = GraphEncoder(graph, folder, threads)
 
     def encode(self, texts: list[str], batch_size: int = 64, **_: object) -> np.ndarray:
         return self.graph.encode(texts, batch_size)
