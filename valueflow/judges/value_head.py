@@ -124,7 +124,7 @@ def tune_encoder(model, texts: Sequence[str], value_index: np.ndarray, target: n
     schedule = torch.optim.lr_scheduler.LambdaLR(
         optimiser, lambda s: min(1.0, (s + 1) / max(1.0, 0.1 * steps)) * max(0.0, (steps - s) / steps))
     rng = np.random.default_rng(cfg.seed)
-    texts, value_index = list(texts), torch.as_tensor(np.asarray(value_index), dtype=torch.long)
+    texts, value_index = list(texts), torch.tensor(np.asarray(value_index), dtype=torch.long)
     target = torch.as_tensor(np.asarray(target, dtype=np.float32) / 10.0)
     losses = []
     model.train()
