@@ -241,6 +241,22 @@ def label_similarity(labels: np.ndarray, i: np.ndarray, j: np.ndarray) -> np.nda
     return score.max(axis=(1, 2))
 
 
+ORACLE_DIRECTIONS = (1, -1, 0)  # the direction slots of a level-3 node in the oracle layout, in this order
+
+
+def oracle_nodes() -> int:
+    """Nodes per block of the oracle layout (the most prefixes of any level): fixed by the taxonomy, not the data."""
+    return max(len(level) for level in LabelSpace.from_taxonomy().prefixes)
+
+
+def oracle_column(n_nodes: int, level: int, prefix, direction: int | None = None):
+    """Column of the oracle layout: the level-``level`` (1..3) path node ``prefix``; with ``direction`` (a known
+    one) the (level-3 node, direction) slot. Three path blocks of ``n_nodes``, then three slots per level-3 node."""
+    if direction is None:
+        return (level - 1) * n_nodes + prefix
+    return 3 * n_nodes + 3 * prefix + ORACLE_DIRECTIONS.index(direction)
+
+
 def oracle_embeddings(labels: np.ndarray) -> np.ndarray:
     """The ceiling of every HiVES test: each row embedded as the normalised multi-hot of its text's true labels.
 
@@ -249,7 +265,7 @@ def oracle_embeddings(labels: np.ndarray) -> np.ndarray:
     direction, 2/4 on the same level_2, 1/4 on the same level_1 and 0 otherwise: exactly the order the metrics
     ask for. An unknown direction spreads its direction node over support, oppose and neutral (1/sqrt 3 each).
     """
-    n_nodes = max(len(level) for level in LabelSpace.from_taxonomy().prefixes)  # fixed by the taxonomy
+    n_nodes = oracle_nodes()
     dims = 3 * n_nodes + 3 * n_nodes  # three path levels, then (level-3 node, support | oppose | neutral)
     out = np.zeros((len(labels), dims), dtype=np.float32)
     rows = np.arange(len(labels))
@@ -259,11 +275,11 @@ def oracle_embeddings(labels: np.ndarray) -> np.ndarray:
         valid = prefixes[0][:, slot] != NO_LABEL
         r, d = rows[valid], directions[valid, slot]
         for k in range(3):
-            out[r, k * n_nodes + prefixes[k][valid, slot]] = 1.0
-        node = 3 * n_nodes + 3 * prefixes[2][valid, slot]
-        for code, offset in ((1, 0), (-1, 1), (0, 2)):
-            out[r[d == code], node[d == code] + offset] = 1.0
+            out[r, oracle_column(n_nodes, k + 1, prefixes[k][valid, slot])] = 1.0
+        node = prefixes[2][valid, slot]
+        for code in ORACLE_DIRECTIONS:
+            out[r[d == code], oracle_column(n_nodes, 3, node[d == code], code)] = 1.0
         unknown = d == DIRECTION_UNKNOWN  # compatible with every direction: spread over the three
-        for offset in range(3):
-            out[r[unknown], node[unknown] + offset] = np.sqrt(1 / 3)
+        for code in ORACLE_DIRECTIONS:
+            out[r[unknown], oracle_column(n_nodes, 3, node[unknown], code)] = np.sqrt(1 / 3)
     return out / np.linalg.norm(out, axis=1, keepdims=True).clip(1e-12)

@@ -28,11 +28,12 @@ class ProjectionConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    # labels: per-label logistic head (Dense + sigmoid, fitted like a one-vs-rest logistic regression), its
-    # probabilities mapped by a fixed Dense onto the oracle's layout; contrastive: one Dense trained with the label
-    # objective of stage 1 (train_hives.hierarchical_weight / label_similarity_weight)
+    # labels: a logistic unit per node of the oracle's layout (Dense + sigmoid, fitted like one-vs-rest logistic
+    # regressions), its probabilities mapped by a fixed Dense onto that layout; contrastive: one Dense trained with
+    # the label objective of stage 1 (train_hives.hierarchical_weight / label_similarity_weight)
     head: Literal["labels", "contrastive"] = "labels"
-    centre: float = Field(0.7, ge=0, le=1)  # labels: share of the mean training probability subtracted (spreads the space)
+    centre: float = Field(0.6, ge=0, le=1)  # labels: share of the mean training probability subtracted (spreads it)
+    base_share: float = Field(0.3, ge=0)  # labels: weight of the base embedding kept beside the label layout (0: none)
     dim: int = Field(256, ge=2)  # contrastive: width of the HiVES space (at most the base width: the PCA start needs it)
     activation: Literal["identity", "tanh"] = "identity"
     steps: int = Field(600, ge=1)
@@ -102,32 +103,84 @@ def train_projection(embeddings: np.ndarray, labels: np.ndarray, terms: dict[str
     return dense, curve
 
 
+def label_units(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The labels head's units, one per node of the oracle's layout that the training labels switch on.
+
+    Returns (first row of each distinct text, targets (texts, units), mask (texts, units), layout (units, oracle
+    dims)). Units: every level-1, level-2 and level-3 path node, fitted on all texts (a text is a positive when any
+    of its labels has that prefix), and every (level-3 node, known direction), fitted only on the texts whose
+    direction is known for that path: a text that carries the path with an unknown direction (Touché23) is neither a
+    positive nor a negative of its supporting or opposing unit. Each unit writes 1/2 on its node, the weight the node
+    has in a single-label text's oracle; a level-3 unit also spreads 1/(2 sqrt 3) over the node's three direction
+    slots, as the oracle does for an unknown direction, and a known direction adds its own slot.
+
+    Why one unit per node and not per (path, direction) label. Sources label alike at some levels only: Touché23
+    labels refined values with no direction, ValueNet basic values with one; per label, a ValueNet text about a path
+    was a negative of the Touché23 unit of the same path, and a Touché23 text of a refined value a negative of the
+    ValueNet unit of its basic value. Per node, every source teaches the nodes it labels and none contradicts another.
+    """
+    from hives_model.data import DIRECTION_UNKNOWN, ORACLE_DIRECTIONS, L, oracle_column, oracle_nodes
+
+    _, first, text_of_row = np.unique(labels[:, L["text_key"]], return_index=True, return_inverse=True)
+    text_of_row = text_of_row.ravel()
+    n_texts, n_nodes = len(first), oracle_nodes()
+    direction = labels[:, L["direction"]]
+
+    def texts_with(rows: np.ndarray) -> np.ndarray:
+        out = np.zeros(n_texts, dtype=bool)
+        out[text_of_row[rows]] = True
+        return out
+
+    targets, masks, layout = [], [], []
+    everyone = np.ones(n_texts, dtype=bool)
+    for level in (1, 2, 3):
+        prefix = labels[:, L[f"prefix_{level}"]]
+        for node in np.unique(prefix):
+            row = np.zeros(2 * 3 * n_nodes, dtype=np.float32)
+            row[oracle_column(n_nodes, level, node)] = 0.5
+            if level == 3:  # the path's direction slots, as an unknown direction fills them
+                for code in ORACLE_DIRECTIONS:
+                    row[oracle_column(n_nodes, 3, node, code)] = 0.5 * np.sqrt(1 / 3)
+            targets.append(texts_with(prefix == node))
+            masks.append(everyone)
+            layout.append(row)
+    prefix = labels[:, L["prefix_3"]]
+    unknown = direction == DIRECTION_UNKNOWN
+    for node, code in np.unique(labels[~unknown][:, [L["prefix_3"], L["direction"]]], axis=0):
+        row = np.zeros(2 * 3 * n_nodes, dtype=np.float32)
+        row[oracle_column(n_nodes, 3, node, int(code))] = 0.5
+        targets.append(texts_with((prefix == node) & (direction == code)))
+        masks.append(~texts_with((prefix == node) & unknown))
+        layout.append(row)
+    return (first, np.stack(targets, axis=1).astype(np.float32), np.stack(masks, axis=1).astype(np.float32),
+            np.stack(layout))
+
+
 def train_label_head(embeddings: np.ndarray, labels: np.ndarray, cfg: ProjectionConfig) -> list:
-    """Two ``Dense`` modules: the probability of each (value path, direction) label of the training rows (a
-    sigmoid head fitted as one-vs-rest logistic regressions with an L2 penalty, by L-BFGS on all texts at once),
-    then a fixed map of those probabilities onto the oracle's layout (``hives_model.data.oracle_embeddings``), less
-    ``centre`` x the mean training probability.
+    """Two ``Dense`` modules: the probability of each node of the oracle's layout (a sigmoid head over the units of
+    :func:`label_units`, fitted as masked one-vs-rest logistic regressions with an L2 penalty, by L-BFGS on all
+    texts at once), then a fixed map of those probabilities onto the layout (``hives_model.data.oracle_embeddings``),
+    less ``centre`` x the mean training probability, beside ``base_share`` x the base embedding itself.
 
     Why. The metrics rank texts by the labels they share, and the oracle encodes exactly that; an embedding can at
     best encode the labels it predicts (``benchmarks/hives_label_noise.py``), so the head predicts them and embeds
-    the prediction the oracle's way. Probabilities are all positive, so uncentred every text leans on the
-    common labels (mean cosine 0.81 on Touché23); subtracting 0.7 x their mean spreads the space (0.32) at no cost.
+    the prediction the oracle's way. Probabilities are all positive, so uncentred every text leans on the common
+    nodes (mean cosine 0.78 on Touché23); subtracting a share of their mean spreads the space, but a text the head
+    is unsure of (low probabilities everywhere: most of held-out ValueNet) then lands near that one offset (mean
+    cosine 0.71 there). The base embedding beside the layout keeps such texts apart as the base did.
+
+    The base embedding passes through the sigmoid ``Dense`` in its near-linear range (sigmoid(x) = 1/2 + x/4 to
+    within x^2/12, under 0.5 % for the coordinates of a unit vector) and the second ``Dense`` takes it back to
+    ``base_share`` x x: both stay plain built-in modules, loadable by any sentence-transformers version.
     """
     import torch
     from sentence_transformers.sentence_transformer.modules import Dense
     from torch import nn
 
-    from hives_model.data import OTHER, L, NO_LABEL, oracle_embeddings
-
-    own = labels[:, [L["prefix_3"], L["direction"]]]
-    units, unit_of_row = np.unique(own, axis=0, return_inverse=True)
-    keys, first = np.unique(labels[:, L["text_key"]], return_index=True)
-    text_of_row = np.searchsorted(keys, labels[:, L["text_key"]])
-    target = np.zeros((len(keys), len(units)), dtype=np.float32)
-    target[text_of_row, unit_of_row.ravel()] = 1.0
+    first, targets, masks, layout = label_units(labels)
     x = torch.from_numpy(np.ascontiguousarray(embeddings[first], dtype=np.float32))
-    y = torch.from_numpy(target)
-    linear = nn.Linear(x.shape[1], len(units))
+    y, mask = torch.from_numpy(targets), torch.from_numpy(masks)
+    linear = nn.Linear(x.shape[1], targets.shape[1])
     nn.init.zeros_(linear.weight)
     nn.init.zeros_(linear.bias)
     optimiser = torch.optim.LBFGS(linear.parameters(), max_iter=cfg.steps, line_search_fn="strong_wolfe")
@@ -135,25 +188,30 @@ def train_label_head(embeddings: np.ndarray, labels: np.ndarray, cfg: Projection
 
     def closure():
         optimiser.zero_grad()
-        loss = nn.functional.binary_cross_entropy_with_logits(linear(x), y, reduction="sum") / n
+        loss = (nn.functional.binary_cross_entropy_with_logits(linear(x), y, reduction="none") * mask).sum() / n
         loss = loss + cfg.weight_decay * (linear.weight ** 2).sum() / 2
         loss.backward()
         return loss
 
     optimiser.step(closure)
-    # one oracle vector per unit: a row of that label alone (no other labels of its text)
-    single = labels[[int(np.flatnonzero(unit_of_row.ravel() == u)[0]) for u in range(len(units))]].copy()
-    for columns in OTHER.values():
-        single[:, columns] = NO_LABEL
-    layout = oracle_embeddings(single)  # (units, oracle dims)
     with torch.no_grad():
         mean_probability = torch.sigmoid(linear(x)).mean(dim=0).numpy()
-    to_oracle = torch.from_numpy(np.ascontiguousarray(layout.T, dtype=np.float32))
-    offset = torch.from_numpy((-cfg.centre * mean_probability @ layout).astype(np.float32))
-    probabilities = Dense(x.shape[1], len(units), activation_function=nn.Sigmoid(),
-                          init_weight=linear.weight.detach().clone(), init_bias=linear.bias.detach().clone())
-    return [probabilities, Dense(len(units), layout.shape[1], activation_function=nn.Identity(),
-                                 init_weight=to_oracle, init_bias=offset)]
+    d, units, width = x.shape[1], targets.shape[1], layout.shape[1]
+    weight, bias = linear.weight.detach().numpy(), linear.bias.detach().numpy()
+    to_layout, offset = layout.T, -cfg.centre * mean_probability @ layout
+    if cfg.base_share:  # the base embedding as extra sigmoid units, mapped back by 4 x base_share less 2 x base_share
+        weight, bias = np.vstack([weight, np.eye(d)]), np.concatenate([bias, np.zeros(d)])
+        to_layout = np.block([[to_layout, np.zeros((width, d))],
+                              [np.zeros((d, units)), 4 * cfg.base_share * np.eye(d)]])
+        offset = np.concatenate([offset, np.full(d, -2 * cfg.base_share)])
+
+    def tensor(a: np.ndarray):
+        return torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32))
+
+    probabilities = Dense(d, len(bias), activation_function=nn.Sigmoid(), init_weight=tensor(weight),
+                          init_bias=tensor(bias))
+    return [probabilities, Dense(len(bias), len(offset), activation_function=nn.Identity(),
+                                 init_weight=tensor(to_layout), init_bias=tensor(offset))]
 
 
 def project(modules, embeddings: np.ndarray) -> np.ndarray:

@@ -96,3 +96,70 @@ def test_only_the_full_recipe_needs_stage1_steps():
     assert HivesTrainConfig(recipe="projection", stage1=StageConfig(steps=0)).stage1.steps == 0
     with pytest.raises(ValueError, match="stage1.steps must be at least 1"):
         HivesTrainConfig(recipe="full", stage1=StageConfig(steps=0))
+
+
+def _two_sources(per_group: int = 30, seed: int = 0):
+    """Synthetic base embeddings of two paths: one source labels them with a direction (+1/-1), the other with none
+    (as ValueNet and Touché23 do); each vector = its path's axis + its direction's axis (or the unknown source's own
+    axis) + noise. Returns (rows, embeddings, group of each row)."""
+    import pandas as pd
+
+    from valueflow.taxonomy import get_taxonomy
+
+    tax, rng = get_taxonomy(), np.random.default_rng(seed)
+    records, vectors, groups = [], [], []
+    for value, axis in (("power", 0), ("achievement", 1)):
+        level_1, level_2, level_3 = tax.path(value)
+        for direction, direction_axis in ((1, 2), (-1, 3), (None, 4)):
+            for i in range(per_group):
+                v = rng.normal(0, 0.35, 8)
+                v[axis] += 1
+                v[direction_axis] += 1
+                vectors.append(v / np.linalg.norm(v))
+                records.append({"text": f"{value} {direction} {i}", "theory": "pvq", "value": value, "level_1": level_1,
+                                "level_2": level_2, "level_3": level_3, "direction": direction})
+                groups.append((value, direction))
+    rows = pd.DataFrame(records).astype({"direction": "Int64"})
+    return training_rows(rows), np.asarray(vectors, dtype=np.float32), groups
+
+
+def test_label_units_leave_unknown_directions_out_of_direction_units():
+    """A text whose direction is unknown for a path is neither a positive nor a negative of that path's supporting
+    or opposing unit, but a positive of the path's own node (the conflict of per-label units across sources)."""
+    from hives_model.data import DIRECTION_UNKNOWN, L, oracle_column, oracle_nodes
+    from hives_model.projection import label_units
+
+    rows, _, _ = _two_sources(per_group=5)
+    labels = LabelSpace.from_taxonomy().encode(rows)
+    first, targets, masks, layout = label_units(labels)
+    path, direction = labels[first, L["prefix_3"]], labels[first, L["direction"]]
+    power = path == labels[rows["value"].eq("power").to_numpy(), L["prefix_3"]][0]
+    n = oracle_nodes()
+    supports = int(np.flatnonzero(layout[:, oracle_column(n, 3, path[power][0], 1)] == 0.5)[0])
+    assert (targets[:, supports] == (power & (direction == 1))).all()
+    assert (masks[:, supports] == ~(power & (direction == DIRECTION_UNKNOWN))).all()
+    node = int(np.flatnonzero(layout[:, oracle_column(n, 3, path[power][0])] == 0.5)[0])
+    assert (targets[:, node] == power).all() and masks[:, node].all()
+
+
+def test_label_head_ranks_a_held_out_text_by_path_then_direction():
+    """What a user relies on: a new text of a known path and direction sits nearer the texts of that path and
+    direction than those of the path's other direction, and those nearer than texts of another path."""
+    from hives_model.projection import project, train_label_head
+
+    rows, emb, groups = _two_sources()
+    held = np.arange(len(rows)) % 30 >= 25  # the last 5 texts of every group
+    labels = LabelSpace.from_taxonomy().encode(rows[~held])
+    head = train_label_head(emb[~held], labels, ProjectionConfig())
+    z = project(head, emb[held])
+    group = [g for g, h in zip(groups, held) if h]
+
+    def mean_cos(a, b) -> float:
+        i, j = [k for k, g in enumerate(group) if g == a], [k for k, g in enumerate(group) if g == b]
+        sims = z[i] @ z[j].T
+        return float(sims[~np.eye(len(i), dtype=bool)].mean() if a == b else sims.mean())
+
+    for value, other in (("power", "achievement"), ("achievement", "power")):
+        for direction in (1, -1):
+            g = (value, direction)
+            assert mean_cos(g, g) > mean_cos(g, (value, -direction)) > mean_cos(g, (other, direction))
