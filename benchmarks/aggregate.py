@@ -8,6 +8,8 @@ rankings over ``--big-texts`` texts of one value, and a tenth of both (the same 
 windows), and prints the time and the peak memory of each fit side by side (the time ratio shows whether the cost is
 linear in the data). The tenth is also fitted with the objective this package used before issue 23 (per-stage log-sum-exp over every entry, the same
 L-BFGS): equal work, so the line shows the speed-up and how far the answers differ (Spearman, largest difference).
+A last line evaluates the objective over all the texts with a tenth of the rankings and with all of them: the
+same tables, so that ratio shows whether the cost is linear in the rankings.
 Peak memory: tracemalloc (numpy included) over the fit alone; max RSS is the process's so far (data included).
 CPU s is the process's CPU time over the fit: on a shared machine, wall time is that divided by the share of a
 core the fit got.
@@ -24,7 +26,7 @@ import numpy as np
 from scipy import optimize
 from scipy.stats import spearmanr
 
-from valueflow.plackett_luce import RankingData, design_windows, fit_plackett_luce, sample_plackett_luce
+from valueflow.plackett_luce import RankingData, _Objective, design_windows, fit_plackett_luce, sample_plackett_luce
 
 
 def synthetic(n: int, k: int, m: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -115,6 +117,17 @@ def part_big(n: int, r: int, threads: int) -> None:
     print(f"time ratio {r:,} / {r // 10:,} rankings: {rows[r] / rows[r // 10]:.1f}x for 10x the data (above 10x: the "
           f"tables of a million texts no longer fit in cache); targets: the full size < 30 s and < 4 GiB, the tenth "
           f"< 3 s")
+    # linear in the rankings: the same texts (the same tables), a tenth of the rankings, one evaluation each
+    per_eval = {}
+    for count in (r // 10, r):
+        objective = _Objective(RankingData.from_matrix(part[:count], n_items=n), np.ones(1), 1.0 / 9.0, threads)
+        objective(theta)  # compile and touch the buffers
+        t0 = time.perf_counter()
+        for _ in range(3):
+            objective(0.5 * theta)
+        per_eval[count] = (time.perf_counter() - t0) / 3
+    print(f"one objective evaluation over the same {n:,} texts: {r // 10:,} rankings {per_eval[r // 10] * 1e3:.0f} ms, "
+          f"{r:,} rankings {per_eval[r] * 1e3:.0f} ms ({per_eval[r] / per_eval[r // 10]:.1f}x for 10x the rankings)")
 
 
 def main() -> None:

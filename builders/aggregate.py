@@ -43,7 +43,7 @@ class AggregateConfig(StageParams):
     anchor_judges: tuple[str, ...] = ("reference",)  # judge kinds whose reliability is fixed to 1 (the yardstick)
     spread_min_reliability: float = Field(0.3, ge=0)  # judges below this relative reliability do not count in judge_spread
     dense_se_limit: int = Field(3000, ge=0)
-    workers: int | None = Field(None, ge=1)  # processes fitting values in parallel; None: one per available core
+    workers: int | None = Field(None, ge=1)  # cores for the fits: values in parallel processes, and threads within a fit when values are fewer; None: every available core
     root: Path = Path(".")
 
 
@@ -129,9 +129,12 @@ def _fit_one(args: tuple) -> object:
 def _fit_values(cfg: AggregateConfig, jobs: list[tuple[RankingData, np.ndarray]]):
     """The fits of every value, in order: the values are independent, so with more than one core they run in
     parallel processes (one value per task, largest first so that no core waits on the biggest at the end)."""
+    cores = cfg.workers or len(os.sched_getaffinity(0))
+    workers = min(cores, len(jobs))
+    # cores left over when there are fewer values than cores (one big value) split each fit's evaluations
     options = {"prior_sd": cfg.prior_sd, "estimate_reliability": cfg.reliability,
-               "reliability_sd": cfg.reliability_sd, "dense_se_limit": cfg.dense_se_limit}
-    workers = min(cfg.workers or len(os.sched_getaffinity(0)), len(jobs))
+               "reliability_sd": cfg.reliability_sd, "dense_se_limit": cfg.dense_se_limit,
+               "threads": max(1, cores // max(workers, 1))}
     tasks = [(data, anchor, options) for data, anchor in jobs]
     if workers <= 1:
         yield from map(_fit_one, tasks)
