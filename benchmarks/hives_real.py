@@ -3,6 +3,7 @@ validation, a held-out fifth of ValueNet by text hash), HiVES beside its base en
 all-mpnet-base-v2, the oracle and the label-predictor bound, with the profile hit rate a user sees.
 
     python3 benchmarks/hives_real.py --out DIR [--recipe projection|full] [--cache FOLDER]
+    python3 benchmarks/hives_real.py --evaluate release/hives --base-model all-MiniLM-L6-v2   (a model trained elsewhere)
 
 Training data: Touché23 training arguments (refined-value paths, direction unknown), ValueNet, the VIDB anchor
 texts, and a seeded sample (``--max-per-source``) of MFRC, Social Chemistry and Moral Stories, mapped to paths and
@@ -140,6 +141,9 @@ def main() -> None:
     ap.add_argument("--cache", type=Path, default=None,
                     help="embedding cache folder of the base encoder (default: embedding_cache.py's)")
     ap.add_argument("--base-model", default=OFF_THE_SHELF)
+    ap.add_argument("--evaluate", type=Path, default=None,
+                    help="evaluate this trained HiVES folder (e.g. the pipeline's release/hives) against --base-model "
+                         "instead of training one; the held-out sets are the same")
     ap.add_argument("--recipe", default="projection", choices=["projection", "full"])
     ap.add_argument("--sources", nargs="+", default=list(TRAIN_SOURCES), choices=TRAIN_SOURCES,
                     help="training sources (ValueNet is always split: its held-out fifth is evaluated)")
@@ -231,14 +235,21 @@ def main() -> None:
         curve.append(point)
 
     started = time.perf_counter()
-    hives, training = train_hives(cfg, embed=lambda t: cache.embed(t), projection_curve=projection_curve,
-                                  projection_eval_every=args.eval_every if args.recipe == "projection" else 0)
+    if args.evaluate is None:
+        hives, training = train_hives(cfg, embed=lambda t: cache.embed(t), projection_curve=projection_curve,
+                                      projection_eval_every=args.eval_every if args.recipe == "projection" else 0)
+    else:  # a model trained elsewhere: nothing is trained or cached for it, every held-out text is encoded by it
+        from sentence_transformers import SentenceTransformer
+
+        hives, training, frozen = SentenceTransformer(str(args.evaluate)), {}, False
+    model_dir = args.evaluate or args.out
     train_seconds = time.perf_counter() - started
     record = training.get("projection") or {}
-    print(f"\ntraining ({args.recipe}; projection {args.projection_steps} steps of {args.projection_batch} to "
-          f"{args.dim} dims; stages {stage1_steps} + {args.stage2_steps} steps): {train_seconds:.0f} s "
-          f"(embedding the training texts: {record.get('embed_seconds', '-')} s, from the cache when warm; "
-          f"projection: {record.get('train_seconds', '-')} s, learning-curve evaluations included)")
+    if args.evaluate is None:
+        print(f"\ntraining ({args.recipe}; projection {args.projection_steps} steps of {args.projection_batch} to "
+              f"{args.dim} dims; stages {stage1_steps} + {args.stage2_steps} steps): {train_seconds:.0f} s "
+              f"(embedding the training texts: {record.get('embed_seconds', '-')} s, from the cache when warm; "
+              f"projection: {record.get('train_seconds', '-')} s, learning-curve evaluations included)")
     if curve:
         print("  held-out learning curve (ranking accuracy / similarity correlation (mean cosine)):")
         for point in curve:
@@ -267,10 +278,10 @@ def main() -> None:
     for name, rows in sets.items():
         results[name] = compare_models(models, rows, seed=42)
         for model_name, model in models.items():
-            folder = args.out if model_name == "hives" else None
+            folder = model_dir if model_name == "hives" else None
             results[name][model_name]["profile"] = profile_hit_rate(model, rows, folder)
         # the base encoder with HiVES' own prototypes: how much of the profile gain is the anchors, not the space
-        results[name]["base"]["profile_with_hives_anchors"] = profile_hit_rate(models["base"], rows, args.out)
+        results[name]["base"]["profile_with_hives_anchors"] = profile_hit_rate(models["base"], rows, model_dir)
         print("\n" + format_table(results[name], title=f"{name}: {len(rows)} rows"))
     eval_seconds = time.perf_counter() - eval_started
 
@@ -317,10 +328,11 @@ def main() -> None:
     print("\ntargets (issue 21):")
     for label, figures, met in checks:
         print(f"  {label:<58} {figures}: {'-' if met is None else 'met' if met else 'NOT met'}")
-    print(f"\ntraining took {train_seconds:.0f} s, evaluation {eval_seconds:.0f} s; model saved to {args.out}")
+    print(f"\ntraining took {train_seconds:.0f} s, evaluation {eval_seconds:.0f} s; model at {model_dir}")
     write_json({"training_seconds": round(train_seconds, 1), "evaluation_seconds": round(eval_seconds, 1),
                 "training": training, "projection_curve": curve, "results": results,
-                "held_out_rows": {k: len(v) for k, v in sets.items()}}, args.out / "benchmark_results.json")
+                "held_out_rows": {k: len(v) for k, v in sets.items()}, "model": str(model_dir)},
+               args.out / "benchmark_results.json")
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 """Generation backends for the steering study: one protocol, four implementations.
 
-- ``openai``: any OpenAI-compatible chat-completions server (vLLM, Ollama, TGI, llama.cpp server, OpenAI). Async
-  with bounded concurrency; retries transient failures (connection errors, timeouts, 408/409/425/5xx, a body that
+- ``openai``: any OpenAI-compatible chat-completions server (vLLM, Ollama, TGI, llama.cpp server, OpenAI).
+  ``concurrency`` requests in flight (threads on kept-alive connections, ``valueflow.chat_http``); retries transient failures (connection errors, timeouts, 408/409/425/5xx, a body that
   is not a chat completion) with exponential backoff, and honours ``Retry-After`` on 429/503. A request that still
   fails comes back with ``response=None`` and the error, so the run records it and a rerun retries it.
 - ``transformers``: a local causal LM through its chat template, batched, on the GPU when there is one.
@@ -16,9 +16,10 @@ Backends call ``on_result`` as each answer arrives, so the caller can journal it
 from __future__ import annotations
 
 import abc
-import asyncio
 import random
+import time
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from typing import Annotated, Any
 
@@ -27,10 +28,10 @@ from pydantic import Field
 from evaluation.prompts import ExemplarPool, stable_seed
 from valueflow.chat_http import (
     DEFAULT_MAX_ANSWER_BYTES,
+    ChatSessions,
     PermanentError,
     TransientError,
     endpoint_api_key,
-    post_chat,
     retry_delay,
 )
 
@@ -137,44 +138,34 @@ class OpenAIBackend(Backend):
         payload.update(self.extra_body)
         return payload
 
-    async def _once(self, client: Any, req: GenerationRequest) -> tuple[str, str | None]:
-        return await post_chat(self.base_url, self._payload(req), headers=self._headers(), deadline_s=self.timeout_s,
-                               max_bytes=self.max_answer_bytes, client=client)
-
-    async def _answer(self, client: Any, sem: asyncio.Semaphore, req: GenerationRequest, rng: random.Random) -> GenerationResult:
+    def _answer(self, sessions: ChatSessions, req: GenerationRequest, rng: random.Random) -> GenerationResult:
         last = ""
-        async with sem:
-            for attempt in range(1, self.max_retries + 2):
-                try:
-                    content, finish = await self._once(client, req)
-                    return GenerationResult(req.response_id, content, None, attempt, finish)
-                except PermanentError as err:
-                    return GenerationResult(req.response_id, None, str(err), attempt)
-                except TransientError as err:
-                    last = str(err)
-                    if attempt > self.max_retries:
-                        break
-                    await asyncio.sleep(retry_delay(attempt, err, self.backoff_s, self.max_backoff_s, rng))
+        for attempt in range(1, self.max_retries + 2):
+            try:
+                content, finish = sessions.post(self.base_url, self._payload(req), headers=self._headers(),
+                                                deadline_s=self.timeout_s, max_bytes=self.max_answer_bytes)
+                return GenerationResult(req.response_id, content, None, attempt, finish)
+            except PermanentError as err:
+                return GenerationResult(req.response_id, None, str(err), attempt)
+            except TransientError as err:
+                last = str(err)
+                if attempt > self.max_retries:
+                    break
+                time.sleep(retry_delay(attempt, err, self.backoff_s, self.max_backoff_s, rng))
         return GenerationResult(req.response_id, None, f"gave up after {self.max_retries + 1} attempts: {last}", self.max_retries + 1)
 
-    async def _run(self, requests: Sequence[GenerationRequest], on_result: OnResult) -> None:
-        import httpx
-
-        sem = asyncio.Semaphore(max(1, self.concurrency))
-        rng = random.Random(0)
-        limits = httpx.Limits(max_connections=max(1, self.concurrency), max_keepalive_connections=max(1, self.concurrency))
-        async with httpx.AsyncClient(base_url=self.base_url.rstrip("/"), timeout=self.timeout_s, limits=limits) as client:
-            tasks = [asyncio.ensure_future(self._answer(client, sem, r, rng)) for r in requests]
-            try:
-                for fut in asyncio.as_completed(tasks):
-                    on_result(await fut)
-            finally:
-                for t in tasks:
-                    t.cancel()
-
     def generate(self, requests: Sequence[GenerationRequest], on_result: OnResult) -> None:
-        if requests:
-            asyncio.run(self._run(requests, on_result))
+        """``concurrency`` requests in flight, each answer handed to ``on_result`` (in this thread) as it arrives."""
+        if not requests:
+            return
+        sessions, rng = ChatSessions(), random.Random(0)
+        pool = ThreadPoolExecutor(max(1, self.concurrency))
+        try:
+            for fut in as_completed([pool.submit(self._answer, sessions, r, rng) for r in requests]):
+                on_result(fut.result())
+        finally:  # stopped early (a failed journal write, Ctrl-C): nothing more is asked
+            pool.shutdown(wait=False, cancel_futures=True)
+            sessions.close()
 
 
 # --------------------------------------------------------------------------------------------------------------

@@ -40,12 +40,11 @@ from pydantic import Field
 
 from valueflow.chat_http import (
     DEFAULT_MAX_ANSWER_BYTES,
+    ChatSessions,
     PermanentError,
     TransientError,
     endpoint_api_key,
-    post_chat,
     retry_delay,
-    run_blocking,
 )
 from valueflow.io import seeded_rng, warn
 from valueflow.judges.base import Judge, JudgeAnswer, register_judge
@@ -175,6 +174,7 @@ class ChatJudge(Judge):
         self.timeout, self.max_retries, self.backoff = float(timeout), int(max_retries), float(backoff)
         self.max_backoff = float(max_backoff)
         self._jitter = random.Random(seed)
+        self._sessions = ChatSessions()
         self.reasks, self.concurrency = int(reasks), max(1, int(concurrency))
         self.cache_dir = Path(cache_dir) if cache_dir else None
         self.seed, self.temperature, self.max_tokens, self.shuffle = int(seed), float(temperature), int(max_tokens), bool(shuffle)
@@ -247,8 +247,8 @@ class ChatJudge(Judge):
                 time.sleep(retry_delay(attempt, last_error, self.backoff, self.max_backoff, self._jitter))
             try:
                 self._count("requests")
-                content, _ = run_blocking(post_chat(self.base_url, payload, headers=self._headers,
-                                                    deadline_s=self.timeout, max_bytes=self.max_answer_bytes))
+                content, _ = self._sessions.post(self.base_url, payload, headers=self._headers,
+                                                 deadline_s=self.timeout, max_bytes=self.max_answer_bytes)
             except TransientError as err:  # timeout, transport, 408/429/5xx (with Retry-After), a body that is no reply
                 last_error = err
                 continue
@@ -362,7 +362,8 @@ class ChatJudge(Judge):
         return {**check_options(fleet_settings, fleet, where=where), **check_options(cls, shared, where=where)}
 
     def close(self) -> None:
-        """Nothing to release: every request has its own client (one total deadline each, see ``post_chat``)."""
+        """Close the kept-alive connections (``ChatSessions``)."""
+        self._sessions.close()
 
 
 @register_judge("chat", options_of=ChatJudge)
