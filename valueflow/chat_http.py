@@ -148,7 +148,8 @@ class _Watchdog:
         try:
             yield deadline
         finally:
-            deadline.done = True
+            with self._cond:  # under the lock: after this, ``fired`` is final (a kept connection is never shut)
+                deadline.done = True
 
     def guard(self, deadline: _Deadline, sock) -> None:
         """The request's socket (http.client hands it to the response when the server closes after answering)."""
@@ -180,6 +181,13 @@ def _shut(sock) -> None:
 
 
 _WATCHDOG = _Watchdog()
+
+
+def _close(conn, resp) -> None:
+    """Close a connection and its response (http.client hands the socket to a response the server will close)."""
+    if resp is not None:
+        resp.close()
+    conn.close()
 
 
 def _connection(url, timeout: float):
@@ -236,7 +244,7 @@ def post_chat(base_url: str, payload: dict, *, headers: dict[str, str], deadline
             conn.timeout = remaining
             if conn.sock is not None:
                 conn.sock.settimeout(remaining)
-        entry = None
+        entry = resp = None
         try:
             with _WATCHDOG.watch(deadline) as entry:
                 conn.request("POST", path, body=body, headers=send)  # connects: bounded by the socket timeout
@@ -252,17 +260,17 @@ def post_chat(base_url: str, payload: dict, *, headers: dict[str, str], deadline
                         raise AnswerTooLarge(f"answer of more than {max_bytes:,} bytes refused (max_answer_bytes)")
                     chunks.append(chunk)
         except AnswerTooLarge:
-            conn.close()
+            _close(conn, resp)
             raise
         except (OSError, http.client.HTTPException) as err:
-            conn.close()
+            _close(conn, resp)
             if entry is not None and entry.fired or time.monotonic() >= deadline or isinstance(err, TimeoutError):
                 raise TransientError(f"timeout: no complete answer within {deadline_s:g} s") from None
             if reused and attempt == 0 and isinstance(err, (http.client.RemoteDisconnected, ConnectionError)):
                 continue
             raise TransientError(f"transport error: {type(err).__name__}") from None
         if entry.fired:  # the watchdog shut the socket: what was read may be cut short
-            conn.close()
+            _close(conn, resp)
             raise TransientError(f"timeout: no complete answer within {deadline_s:g} s")
         if resp.will_close or connections is None:
             conn.close()
