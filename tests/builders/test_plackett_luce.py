@@ -116,8 +116,9 @@ def test_diagonal_se_approximation_is_close_to_exact():
     assert 0.6 < np.median(ratio) <= 1.0 + 1e-9
 
 
+@pytest.mark.parametrize("threads", [1, 3])
 @pytest.mark.parametrize("spread", [2.0, 200.0])
-def test_objective_gradient_is_exact_for_moderate_and_extreme_utilities(spread):
+def test_objective_gradient_is_exact_for_moderate_and_extreme_utilities(spread, threads):
     """The fast objective (shared shift per judge) and its exact fallback (utilities beyond exp's range, as a
     far line-search step produces) both give the derivative of the value they return, with judge weights."""
     from scipy.optimize import approx_fprime
@@ -128,7 +129,7 @@ def test_objective_gradient_is_exact_for_moderate_and_extreme_utilities(spread):
     n = 40
     data = RankingData.from_orders([rng.permutation(n)[: rng.integers(2, 6)] for _ in range(300)],
                                    judges=rng.integers(0, 3, 300), n_items=n)
-    objective = _Objective(data, np.array([1.0, 0.4, 0.0]), precision=0.1)
+    objective = _Objective(data, np.array([1.0, 0.4, 0.0]), precision=0.1, threads=threads)
     theta = rng.normal(0, spread, n)
     f, grad = objective(theta)
     assert np.isfinite(f)

@@ -149,3 +149,49 @@ def test_parsers_are_strict():
     for bad in ("", "11", "3 or 4"):
         with pytest.raises(MalformedAnswer):
             parse_rating(bad)
+
+
+def test_a_kept_connection_the_server_dropped_is_replaced_without_asking_twice(tmp_path):
+    """The judge keeps its connection open between questions; a server that closes it after an answer (as servers
+    do with idle keep-alive connections) costs a reconnect, not an error, and no question reaches it twice."""
+    import socket
+    import threading
+
+    from tests.loopback import completion
+
+    listener = socket.create_server(("127.0.0.1", 0))
+    answered: list[int] = []
+    connections = 0
+
+    def serve() -> None:
+        nonlocal connections
+        while True:
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return
+            connections += 1
+            with conn:
+                head = b""
+                while b"\r\n\r\n" not in head:
+                    head += conn.recv(65536)
+                head, body = head.split(b"\r\n\r\n", 1)
+                length = int(re.search(rb"(?i)content-length:\s*(\d+)", head).group(1))
+                while len(body) < length:
+                    body += conn.recv(65536)
+                answered.append(len(answered))
+                reply = completion("[1, 2, 3, 4]")  # HTTP/1.1, no "Connection: close": the client may keep it
+                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n"
+                             % len(reply) + reply)
+                conn.shutdown(socket.SHUT_RDWR)  # ... and then the server drops it anyway
+
+    threading.Thread(target=serve, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{listener.getsockname()[1]}/v1"
+        judge = make_judge(f"chat:fake-model@{url}", cache_dir=None, max_retries=0, concurrency=1)
+        answers = judge.rank_windows("benevolence", [TEXTS, TEXTS[::-1], TEXTS[1:] + TEXTS[:1]])
+        judge.close()
+    finally:
+        listener.close()
+    assert all(a.order is not None for a in answers), [a.error for a in answers]
+    assert len(answered) == 3 and connections == 3  # one answer per question, a fresh connection after each drop
