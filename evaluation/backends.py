@@ -1,8 +1,9 @@
 """Generation backends for the steering study: one protocol, four implementations.
 
 - ``openai``: any OpenAI-compatible chat-completions server (vLLM, Ollama, TGI, llama.cpp server, OpenAI).
-  ``concurrency`` requests in flight (threads on kept-alive connections, ``valueflow.chat_http``); retries transient failures (connection errors, timeouts, 408/409/425/5xx, a body that
-  is not a chat completion) with exponential backoff, and honours ``Retry-After`` on 429/503. A request that still
+  ``concurrency`` requests in flight (threads on kept-alive connections, ``valueflow.chat_http``); retries
+  transient failures (connection errors, timeouts, 408/409/425/5xx, a body that is not a chat completion) with
+  exponential backoff, and honours ``Retry-After`` on 429/503. A request that still
   fails comes back with ``response=None`` and the error, so the run records it and a rerun retries it.
 - ``transformers``: a local causal LM through its chat template, batched, on the GPU when there is one.
 - ``oracle`` (control): answers with an exemplar-pool (VIDB) text whose intensity lies in the target's bin: a

@@ -115,10 +115,10 @@ def tls_context():
 class _Deadline:
     """One request's deadline: the socket to shut when it passes, and whether it did."""
 
-    __slots__ = ("when", "sock", "fired", "done")
+    __slots__ = ("done", "fired", "sock")
 
-    def __init__(self, when: float) -> None:
-        self.when, self.sock, self.fired, self.done = when, None, False, False
+    def __init__(self) -> None:
+        self.sock, self.fired, self.done = None, False, False
 
 
 class _Watchdog:
@@ -137,7 +137,7 @@ class _Watchdog:
     @contextlib.contextmanager
     def watch(self, when: float):
         """Guard a request until ``when`` (monotonic); give its socket to :meth:`guard` once connected."""
-        deadline = _Deadline(when)
+        deadline = _Deadline()
         with self._cond:
             heapq.heappush(self._heap, (when, next(self._count), deadline))
             if self._thread is None:
