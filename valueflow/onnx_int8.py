@@ -146,7 +146,7 @@ class GraphEncoder:
     the judge's graph already outputs its scores).
     """
 
-    def __init__(self, graph: str | Path, folder: str | Path, threads: int = 1, max_length: int | None = None) -> None:
+    def __init__(self, graph: str | Path, folder: str | Path, threads: int = 1) -> None:
         import json
 
         from transformers import AutoTokenizer
@@ -154,11 +154,10 @@ class GraphEncoder:
         self.session = session(graph, threads)
         self.input_names = [i.name for i in self.session.get_inputs()]
         self.tokenizer = AutoTokenizer.from_pretrained(str(folder))
-        if max_length is None:  # the window PyTorch uses: the folder's max_seq_length, else (folders saved by
-            # sentence-transformers 6 have none) the tokenizer's model_max_length, which truncation falls back to
-            config = Path(folder) / "sentence_bert_config.json"
-            max_length = json.loads(config.read_text()).get("max_seq_length") if config.exists() else None
-        self.max_length = max_length
+        # the window PyTorch uses: the folder's max_seq_length, else (folders saved by sentence-transformers 6 have
+        # none) the tokenizer's model_max_length, which truncation falls back to
+        config = Path(folder) / "sentence_bert_config.json"
+        self.max_length = json.loads(config.read_text()).get("max_seq_length") if config.exists() else None
 
     def encode(self, texts: Sequence[str], batch_size: int = 32,
                then: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None) -> np.ndarray:

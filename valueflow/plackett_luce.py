@@ -202,6 +202,7 @@ def _per_stage_sums(orders, u, hessian, weight, out):
     range). Returns sum over rankings of sum_j log S_j."""
     rows, k = orders.shape
     x = np.empty(k)
+    ex = np.empty(k)
     acc = np.empty(k)
     total = 0.0
     for r in range(rows):
@@ -214,10 +215,11 @@ def _per_stage_sums(orders, u, hessian, weight, out):
                 top = max(top, x[l])
             s = 0.0
             for l in range(j, k):
-                s += np.exp(x[l] - top)
+                ex[l] = np.exp(x[l] - top)
+                s += ex[l]
             total += top + np.log(s)
             for l in range(j, k):
-                p = np.exp(x[l] - top) / s
+                p = ex[l] / s
                 acc[l] += p - p * p if hessian else p
         for l in range(k):
             out[orders[r, l]] += weight * acc[l]
@@ -262,32 +264,43 @@ class _Objective:
         values 1/S_j stays below exp(650) and 1/S_j^2 below exp(600)."""
         return min(300.0, 650.0 / max(k - 1, 1))
 
-    def _worker(self, parts: list, theta: np.ndarray, hessian: bool, out: np.ndarray) -> float:
+    def _worker(self, parts: list, theta: np.ndarray, tables: dict, hessian: bool, out: np.ndarray) -> float:
         """Sum of log S_j over the parts' rankings; ``out`` gets the scatter to items of beta W_l (gradient) or
         beta^2 (W_l - V_l) (Hessian diagonal), where p_jl = exp(u_l) / S_j is the chance that place l's item is
         picked at stage j, W_l = sum_{j <= l} p_jl and V_l = sum_{j <= l} p_jl^2."""
         out.fill(0.0)
-        top, bottom = float(theta.max()), float(theta.min())
         log_z = 0.0
         for g, orders in parts:
             b, k = self.beta[g], orders.shape[1]
             weight = b * b if hessian else b
-            if b * (top - bottom) <= self._safe_spread(k):
-                table = np.exp(b * theta - b * top)
-                log_z += (k - 1) * len(orders) * b * top - _shared_shift_sums(orders, table, hessian, weight, out)
+            if (g, k) in tables:
+                shift, table = tables[g, k]
+                log_z += (k - 1) * len(orders) * shift - _shared_shift_sums(orders, table, hessian, weight, out)
             else:
                 log_z += _per_stage_sums(orders, b * theta, hessian, weight, out)
         return log_z
 
     def _map(self, theta: np.ndarray, hessian: bool) -> tuple[float, np.ndarray]:
-        """Run the parts on ``threads`` threads, one buffer each; returns the summed log-normaliser and scatter."""
+        """Run the parts on ``threads`` threads, one buffer each; returns the summed log-normaliser and scatter.
+
+        The shared-shift tables are built here, once per judge and evaluation, for the (judge, window size) pairs
+        whose spread allows them; the threads only read them."""
+        top, spread = float(theta.max()), float(theta.max() - theta.min())
+        tables, by_judge = {}, {}
+        for g, orders in self.parts:
+            b, k = self.beta[g], orders.shape[1]
+            if (g, k) not in tables and b * spread <= self._safe_spread(k):
+                if g not in by_judge:
+                    by_judge[g] = np.exp(b * theta - b * top)
+                tables[g, k] = (b * top, by_judge[g])
         shares = [self.parts[t:: len(self.buffers)] for t in range(len(self.buffers))]
         if len(shares) == 1:
-            return self._worker(shares[0], theta, hessian, self.buffers[0]), self.buffers[0]
+            return self._worker(shares[0], theta, tables, hessian, self.buffers[0]), self.buffers[0]
         from concurrent.futures import ThreadPoolExecutor
 
         with ThreadPoolExecutor(len(shares)) as pool:
-            log_z = sum(pool.map(lambda t: self._worker(shares[t], theta, hessian, self.buffers[t]), range(len(shares))))
+            log_z = sum(pool.map(lambda t: self._worker(shares[t], theta, tables, hessian, self.buffers[t]),
+                                 range(len(shares))))
         return log_z, np.sum(self.buffers, axis=0)
 
     def __call__(self, theta: np.ndarray) -> tuple[float, np.ndarray]:
