@@ -49,6 +49,7 @@ import numpy as np
 import pandas as pd
 from hives_real import ingest_sources
 
+from evaluation.train_judge import JudgeTrainConfig
 from valueflow.io import held_out_by_text_hash, normalise_text, refdata_dir
 
 PAPER_PAIRWISE = 0.842
@@ -114,16 +115,17 @@ def calibrate(judge, panel_rows: pd.DataFrame) -> None:
                                         np.concatenate([g["target"].to_numpy() for _, g in groups]))
 
 
-def train_learned(encoder: str, train: pd.DataFrame, folder: Path, alpha: float, value_alpha: float,
+def train_learned(encoder: str, train: pd.DataFrame, folder: Path, alpha: list[float], value_alpha: list[float],
                   tune_epochs: int = 0):
     """The project's learned judge on ``encoder`` (fine-tuned for ``tune_epochs``), fitted on ``train`` and saved
-    (with its int8 graph) to ``folder``."""
+    (with its int8 graph) to ``folder``; with several penalty candidates, they are chosen on a fifth of ``train``
+    (by text hash), as ``train_judge`` does for a table without a validation split."""
     from evaluation.train_judge import JudgeTrainConfig, fit_judge
     from valueflow.judges.value_head import LearnedJudge, export_onnx, save_judge
 
     cfg = JudgeTrainConfig(base_model=encoder, alpha=alpha, value_alpha=value_alpha, tune_epochs=tune_epochs)
-    model, values = fit_judge(cfg, train, echo=lambda line: print(line, flush=True))
-    save_judge(model, folder, values, encoder, cfg.head())
+    model, values, head, _ = fit_judge(cfg, train, echo=lambda line: print(line, flush=True))
+    save_judge(model, folder, values, encoder, head)
     export_onnx(folder)
     return LearnedJudge(str(folder))
 
@@ -215,8 +217,10 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=Path("/tmp/judge_real"), help="where the learned-mpnet judge is saved")
     ap.add_argument("--work", type=Path, default=Path("/tmp/judge_real_work"), help="ingested texts (cached)")
     ap.add_argument("--recipes", default=DEFAULT_RECIPES)
-    ap.add_argument("--alpha", type=float, default=10.0)
-    ap.add_argument("--value-alpha", type=float, default=30.0)
+    ap.add_argument("--alpha", type=float, nargs="+", default=JudgeTrainConfig().alpha,
+                    help="head penalty candidates (train_judge.alpha); several: chosen on a fifth of the training rows")
+    ap.add_argument("--value-alpha", type=float, nargs="+", default=JudgeTrainConfig().value_alpha,
+                    help="per-value residual penalty candidates (train_judge.value_alpha)")
     ap.add_argument("--moral-stories", type=int, default=0, help="Moral Stories training rows")
     ap.add_argument("--social-chem", type=int, default=0, help="Social Chemistry training rows")
     ap.add_argument("--tune-epochs", type=int, default=1, help="tuned-*: epochs of fine-tuning under the head")

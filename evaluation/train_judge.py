@@ -22,10 +22,18 @@ from typing import ClassVar
 
 import numpy as np
 import pandas as pd
-from pydantic import Field
+from pydantic import Field, PositiveFloat, field_validator
 
 from validation.rejects import RejectSink
-from valueflow.io import InputError, atomic_dir, check_outputs, read_table, stage_records, write_json
+from valueflow.io import (
+    InputError,
+    atomic_dir,
+    check_outputs,
+    held_out_by_text_hash,
+    read_table,
+    stage_records,
+    write_json,
+)
 from valueflow.judges.value_head import HeadConfig, TuneConfig
 from valueflow.models import hub_id
 from valueflow.params import StageParams
@@ -33,6 +41,7 @@ from valueflow.taxonomy import UnknownValueError, get_taxonomy
 
 TRAINING_RECORD = "judge_training.json"
 DEFAULT_JUDGE_ENCODER = "all-mpnet-base-v2"
+MIN_CHOICE_ROWS = 20  # fewer validation texts than this: the penalties are chosen on a fifth of the training rows
 
 
 class JudgeTrainConfig(StageParams):
@@ -46,8 +55,10 @@ class JudgeTrainConfig(StageParams):
     base_model: str = DEFAULT_JUDGE_ENCODER  # the frozen encoder: a sentence-transformers path or Hub id
     out: Path = Path("release/judge")
     repo_id: str = "valueflow/vidb-judge"
-    alpha: float = Field(HeadConfig.alpha, gt=0)  # ridge penalty of the head's shared part
-    value_alpha: float = Field(HeadConfig.value_alpha, gt=0)  # ridge penalty of each value's own residual
+    # ridge penalties of the head's shared part and of each value's own residual: candidates, the pair that orders
+    # the validation split best is used (one number: no choice)
+    alpha: list[PositiveFloat] = Field(default_factory=lambda: [3.0, 10.0, 30.0], min_length=1)
+    value_alpha: list[PositiveFloat] = Field(default_factory=lambda: [1.0, 3.0, 10.0, 30.0, 100.0], min_length=1)
     tune_epochs: int = Field(TuneConfig.epochs, ge=0)  # 0: frozen encoder; else fine-tune it under the head
     tune_learning_rate: float = Field(TuneConfig.learning_rate, gt=0)
     tune_batch_size: int = Field(TuneConfig.batch_size, ge=1)
@@ -59,8 +70,10 @@ class JudgeTrainConfig(StageParams):
         """Re-validate after attribute changes (the fields are checked when the config is built)."""
         type(self).model_validate(self.model_dump())
 
-    def head(self) -> HeadConfig:
-        return HeadConfig(alpha=self.alpha, value_alpha=self.value_alpha)
+    @field_validator("alpha", "value_alpha", mode="before")
+    @classmethod
+    def _one_or_more(cls, v: object) -> object:
+        return [v] if isinstance(v, int | float) else v
 
     def tune(self) -> TuneConfig:
         return TuneConfig(epochs=self.tune_epochs, learning_rate=self.tune_learning_rate,
@@ -116,41 +129,70 @@ def judge_rows(df: pd.DataFrame, file: str, sink: RejectSink, direction_intensit
                          "target": target.loc[keep].to_numpy(dtype=float), "split": split})
 
 
-def fit_judge(cfg: JudgeTrainConfig, rows: pd.DataFrame, echo=None):
+def fit_judge(cfg: JudgeTrainConfig, rows: pd.DataFrame, echo=None, choose_on: pd.DataFrame | None = None):
     """Fit the judge on ``rows`` (text, value, target): embed them with the encoder and fit the value head in closed
-    form; with ``tune_epochs``, then fine-tune encoder and head together and refit the head on the tuned encoder.
-    Return the judge as one ``SentenceTransformer`` (encoder + head) and the values of its output columns."""
+    form, with the penalties chosen on ``choose_on`` (else on a fifth of ``rows`` by text hash, the head then
+    refitted on all of them) when the config gives several; with ``tune_epochs``, then fine-tune encoder and head
+    together and refit the head on the tuned encoder. Return the judge as one ``SentenceTransformer`` (encoder +
+    head), the values of its output columns, the head's penalties and the record of their choice (None: no choice)."""
     import copy
 
     from sentence_transformers import SentenceTransformer
 
-    from valueflow.judges.value_head import build_judge_model, fit_value_head, tune_encoder, value_query
+    from valueflow.judges.value_head import build_judge_model, choose_head, fit_value_head, tune_encoder, value_query
     from valueflow.models import clip_to_window, load_sentence_model
 
     encoder = load_sentence_model(cfg.base_model)
     if cfg.tune_epochs:
         encoder = copy.deepcopy(encoder)  # the loaded model is shared (cached): tune a copy
     values = [v.name for v in get_taxonomy().values]
-    value_index = rows["value"].map({v: i for i, v in enumerate(values)}).to_numpy()
+    index_of = {v: i for i, v in enumerate(values)}
     texts, truncated = clip_to_window(encoder, rows["text"].tolist())
     if truncated and echo:
         echo(f"warning: {truncated} training text(s) are longer than the encoder's window "
              f"({encoder.max_seq_length} tokens); the judge learns from their first {encoder.max_seq_length} tokens")
-    target = rows["target"].to_numpy(dtype=float)
+    value_index, target = rows["value"].map(index_of).to_numpy(), rows["target"].to_numpy(dtype=float)
 
-    def fitted_head(body):
-        unique = list(dict.fromkeys(texts))
-        emb = dict(zip(unique, body.encode(unique, batch_size=64, normalize_embeddings=True, convert_to_numpy=True,
-                                           show_progress_bar=len(unique) > 2000)))
-        queries = body.encode([value_query(v) for v in values], normalize_embeddings=True, convert_to_numpy=True)
-        return fit_value_head(np.stack([emb[t] for t in texts]), value_index, target, queries, cfg.head())
+    def embed(body, batch: list[str]) -> np.ndarray:  # each distinct text once
+        unique = list(dict.fromkeys(batch))
+        emb = body.encode(unique, batch_size=64, normalize_embeddings=True, convert_to_numpy=True,
+                          show_progress_bar=len(unique) > 2000)
+        where = {t: i for i, t in enumerate(unique)}
+        return emb[[where[t] for t in batch]]
 
-    model = build_judge_model(encoder, fitted_head(encoder))
+    def queries(body) -> np.ndarray:
+        return body.encode([value_query(v) for v in values], normalize_embeddings=True, convert_to_numpy=True)
+
+    def choice_set():
+        """(the rows the head is fitted on while choosing, the rows it is scored on as (embeddings, value indices,
+        targets), what they are); None when there are too few texts to choose on."""
+        if choose_on is not None and len(choose_on) >= MIN_CHOICE_ROWS:
+            return (np.ones(len(rows), dtype=bool), (embed(encoder, choose_on["text"].tolist()),
+                    choose_on["value"].map(index_of).to_numpy(), choose_on["target"].to_numpy(dtype=float)),
+                    "the validation split")
+        fifth = held_out_by_text_hash(rows["text"]).to_numpy()
+        if fifth.sum() >= MIN_CHOICE_ROWS and not fifth.all():
+            return ~fifth, (x[fifth], value_index[fifth], target[fifth]), "a fifth of the training rows (by text hash)"
+        return None
+
+    x = embed(encoder, texts)
+    chosen = choice_set() if len(cfg.alpha) * len(cfg.value_alpha) > 1 else None
+    if chosen is None:  # one candidate pair, or too few texts to choose on: the middle candidates
+        head = HeadConfig(sorted(cfg.alpha)[len(cfg.alpha) // 2], sorted(cfg.value_alpha)[len(cfg.value_alpha) // 2])
+        choice = None
+    else:
+        fit, held, where = chosen
+        head, tried = choose_head(x[fit], value_index[fit], target[fit], queries(encoder), held, cfg.alpha, cfg.value_alpha)
+        choice = {"chosen_on": where, "texts": len(held[0]), "tried": tried}
+        if echo:
+            echo(f"head penalties chosen on {where} ({len(held[0])} texts): alpha {head.alpha:g}, "
+                 f"value_alpha {head.value_alpha:g}")
+    model = build_judge_model(encoder, fit_value_head(x, value_index, target, queries(encoder), head))
     if cfg.tune_epochs:
         tune_encoder(model, texts, value_index, target, cfg.tune(), echo)
         body = SentenceTransformer(modules=[model[i] for i in range(len(model) - 1)], device="cpu")
-        model = build_judge_model(body, fitted_head(body))
-    return model, values
+        model = build_judge_model(body, fit_value_head(embed(body, texts), value_index, target, queries(body), head))
+    return model, values, head, choice
 
 
 def train_judge(cfg: JudgeTrainConfig, echo=print) -> dict:
@@ -181,15 +223,15 @@ def train_judge(cfg: JudgeTrainConfig, echo=print) -> dict:
     if train.empty:
         raise InputError(f"{vidb_path}: no usable training rows for the judge (see data/rejected/train_judge.parquet)")
 
+    held_out = vidb_rows[vidb_rows["split"] == "validation"] if has_splits else vidb_rows.iloc[:0]
     t = time.perf_counter()
-    model, values = fit_judge(cfg, train, echo)
+    model, values, head, choice = fit_judge(cfg, train, echo, choose_on=held_out)
     train_seconds = time.perf_counter() - t
 
-    held_out = vidb_rows[vidb_rows["split"] == "validation"] if has_splits else vidb_rows.iloc[:0]
     calib_rows = held_out if len(held_out) >= 20 else train
     out = cfg.root / cfg.out
     with atomic_dir(out) as tmp:
-        save_judge(model, tmp, values, cfg.base_model, cfg.head())
+        save_judge(model, tmp, values, cfg.base_model, head)
         if cfg.onnx:
             export_onnx(tmp)
         judge = LearnedJudge(str(tmp))
@@ -208,6 +250,7 @@ def train_judge(cfg: JudgeTrainConfig, echo=print) -> dict:
             "rejected_by_reason": sink.counts_by_reason(), "base_model": cfg.base_model,
             "base_model_hub_id": hub_id(cfg.base_model), "values": len(values), "calibration": {"fitted_on": "validation" if calib_rows is held_out else "train",
                                                  "texts": len(calib_rows), "knots": len(calibration.x)},
+            "head": {"alpha": head.alpha, "value_alpha": head.value_alpha, "choice": choice},
             "held_out": quality, "config": cfg.model_dump(mode="json", exclude={"root"}), "train_seconds": round(train_seconds, 1),
         }
         write_json(metrics, tmp / TRAINING_RECORD)

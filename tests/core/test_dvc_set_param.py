@@ -37,7 +37,7 @@ OVERRIDES = {
                    {"train": 0.7, "validation": 0.15, "test": 0.15}),
     "train_hives": ("train_hives.stage1.learning_rate=1e-4", ("stage1", "learning_rate"), 1e-4),
     "eval_hives": ("eval_hives.onnx=false", ("onnx",), False),
-    "train_judge": ("train_judge.alpha=3.0", ("alpha",), 3.0),
+    "train_judge": ("train_judge.alpha=[3.0,300.0]", ("alpha",), [3.0, 300.0]),
     "eval_evaluator": ("eval_evaluator.judges=[embedding]", ("judges",), ["embedding"]),
     "steer": ("steer.max_queries=null", ("max_queries",), None),
     "eval_steering": ("eval_steering.judge=chat:m@http://127.0.0.1:8000/v1", ("judge",), "chat:m@http://127.0.0.1:8000/v1"),

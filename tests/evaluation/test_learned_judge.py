@@ -65,6 +65,35 @@ def test_the_judge_orders_held_out_texts_of_its_training_values(trained_judge, v
     assert metrics["held_out"]["judges"]["learned"]["pairwise_accuracy"] > 0.6
 
 
+def test_the_head_penalties_are_the_candidates_that_order_the_validation_split_best(trained_judge):
+    root, metrics = trained_judge
+    choice = metrics["head"]["choice"]
+    assert choice["chosen_on"] == "the validation split" and choice["texts"] >= 20
+    assert len(choice["tried"]) == 3 * 5  # every (alpha, value_alpha) pair of the default candidates
+    best = max(t["pairwise_accuracy"] for t in choice["tried"])
+    chosen = (metrics["head"]["alpha"], metrics["head"]["value_alpha"])
+    assert chosen in [(t["alpha"], t["value_alpha"]) for t in choice["tried"] if t["pairwise_accuracy"] == best]
+    saved = json.loads((root / "release" / "judge" / VALUES_FILE).read_text())["head"]
+    assert (saved["alpha"], saved["value_alpha"]) == chosen  # the saved judge is the chosen head
+
+
+def test_without_a_validation_split_the_penalties_are_chosen_on_a_held_out_fifth_and_one_pair_is_used_as_given(
+        vidb_release):
+    from evaluation.train_judge import fit_judge, judge_rows
+    from validation.rejects import RejectSink
+    from valueflow.io import held_out_by_text_hash
+
+    rows = judge_rows(pd.read_parquet(vidb_release / "data" / "full" / "train.parquet"), "train.parquet",
+                      RejectSink("t", root=Path("."), out=Path("judge")))
+    cfg = JudgeTrainConfig(base_model="all-MiniLM-L6-v2", alpha=[1.0, 100.0], value_alpha=[3.0, 300.0])
+    _, _, head, choice = fit_judge(cfg, rows)
+    assert choice["chosen_on"].startswith("a fifth of the training rows")
+    assert choice["texts"] == int(held_out_by_text_hash(rows["text"]).sum()) and len(choice["tried"]) == 4
+    assert (head.alpha, head.value_alpha) in {(1.0, 3.0), (1.0, 300.0), (100.0, 3.0), (100.0, 300.0)}
+    _, _, head, choice = fit_judge(JudgeTrainConfig(base_model="all-MiniLM-L6-v2", alpha=7.0, value_alpha=70.0), rows)
+    assert choice is None and (head.alpha, head.value_alpha) == (7.0, 70.0)
+
+
 def test_onnx_backend_scores_like_torch_from_the_exported_int8_graph(trained_judge, vidb_release):
     root, _ = trained_judge
     folder = root / "release" / "judge"
@@ -106,7 +135,7 @@ def test_card_names_data_loss_held_out_metrics_usage_and_citation(trained_judge)
     card = (root / "release" / "judge" / "README.md").read_text()
     meta = yaml.safe_load(card.split("---")[1])
     assert meta["library_name"] == "sentence-transformers" and meta["base_model"] == "sentence-transformers/all-MiniLM-L6-v2"
-    assert f"(penalty {metrics['config']['alpha']})" in card
+    assert f"(penalty {metrics['head']['alpha']})" in card and "were chosen among 15 pairs" in card
     assert "| `learned` |" in card and "| `embedding` |" in card  # held-out figures beside the zero-shot judge
     assert 'SentenceTransformer("valueflow/vidb-judge")' in card and "@misc" in card
     index = meta["model-index"][0]["results"][0]
@@ -160,7 +189,7 @@ def test_fine_tuning_the_encoder_fits_the_rows_better_and_leaves_the_shared_base
     before = base.encode(rows["text"].tolist()[:5])
 
     cfg = JudgeTrainConfig(base_model="all-MiniLM-L6-v2", tune_epochs=2, tune_learning_rate=1e-4)
-    model, values = fit_judge(cfg, rows)
+    model, values, _, _ = fit_judge(cfg, rows)
     tuned = model.encode(rows["text"].tolist()[:5])
     assert tuned.shape == (5, len(values))
     assert np.allclose(base.encode(rows["text"].tolist()[:5]), before, atol=1e-6)  # the cached base is unchanged
