@@ -4,7 +4,8 @@ The judge (``valueflow.judges.value_head``) is a frozen sentence encoder and a v
 embedded once, and the head, one output per value of the taxonomy, is fitted on the embeddings to the text's
 intensity for its value (VIDB intensity, else the table's ``reference_intensity``, else ``direction`` x
 ``direction_intensity`` for tables that only say which way a text leans, such as ValueNet's -1/0/+1). Fitting the
-head on cached embeddings takes seconds, so every labelled row can be used; the encoder pass is the cost.
+head on cached embeddings takes seconds, so every labelled row can be used, and the head's two ridge penalties are
+chosen among candidates by how well each pair's head orders the validation split; the encoder pass is the cost.
 
 After fitting, a monotone calibration from raw score to the VIDB scale is fitted on VIDB (the validation split
 when it has enough texts, else train) and saved beside the model, and the judge is measured as a direct rater on
