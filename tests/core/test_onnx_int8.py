@@ -63,3 +63,14 @@ def test_graph_encoder_keeps_the_order_of_texts_and_takes_none(minilm_graph):
     alone = np.concatenate([encoder.encode([t], then=_embed) for t in some])
     np.testing.assert_allclose(out, alone, atol=1e-4)
     assert encoder.encode([]).shape == (0, 0)
+
+
+def test_threads_run_batches_side_by_side_and_give_the_rows_of_one_thread(minilm_graph):
+    from valueflow.onnx_int8 import GraphEncoder
+
+    _, path, one, texts = minilm_graph
+    three = GraphEncoder(path, one.tokenizer.name_or_path, threads=3)
+    # many batches (spread over the threads) and fewer texts than threads (split so that each has one)
+    for some, size in ((texts, 5), (texts[:2], 16)):
+        np.testing.assert_allclose(three.encode(some, batch_size=size, then=_embed),
+                                   one.encode(some, batch_size=size, then=_embed), atol=1e-4)
