@@ -173,24 +173,29 @@ class GraphEncoder:
         from concurrent.futures import ThreadPoolExecutor
 
         texts = list(texts)
+        if not texts:
+            return np.zeros((0, 0), dtype=np.float32)
         order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
         size = max(1, min(batch_size, -(-len(texts) // self.threads)))
-        # tokenised here, in one thread: a fast tokenizer with truncation is not safe to share between threads
-        batches = [self.tokenizer([texts[i] for i in order[start:start + size]], padding=True, truncation=True,
+        starts = range(0, len(order), size)
+
+        def tokenise(start: int):
+            return self.tokenizer([texts[i] for i in order[start:start + size]], padding=True, truncation=True,
                                   max_length=self.max_length, return_tensors="np")
-                   for start in range(0, len(order), size)]
 
         def run(enc) -> np.ndarray:
             rows = self.session.run(None, {n: enc[n].astype(np.int64) for n in self.input_names})[0]
             return then(rows, enc["attention_mask"][..., None].astype(np.float32)) if then else rows
 
-        if not batches:
-            return np.zeros((0, 0), dtype=np.float32)
-        if self.threads == 1 or len(batches) == 1:
-            out = [run(b) for b in batches]
-        else:
-            with ThreadPoolExecutor(min(self.threads, len(batches))) as pool:
-                out = list(pool.map(run, batches))
+        futures = []
+        with ThreadPoolExecutor(min(self.threads, len(starts))) as pool:
+            # batches are tokenised in this thread (a fast tokenizer with truncation is not safe to share between
+            # threads), at most two per thread ahead of the graph, so memory holds a few batches' tokens, not all
+            for k, start in enumerate(starts):
+                if k >= 2 * self.threads:
+                    futures[k - 2 * self.threads].result()
+                futures.append(pool.submit(run, tokenise(start)))
+            out = [f.result() for f in futures]
         rows = np.concatenate(out)
         restored = np.empty_like(rows)
         restored[order] = rows
