@@ -120,7 +120,7 @@ def train_learned(encoder: str, train: pd.DataFrame, folder: Path, alpha: list[f
     """The project's learned judge on ``encoder`` (fine-tuned for ``tune_epochs``), fitted on ``train`` and saved
     (with its int8 graph) to ``folder``; with several penalty candidates, they are chosen on a fifth of ``train``
     (by text hash), as ``train_judge`` does for a table without a validation split."""
-    from evaluation.train_judge import JudgeTrainConfig, fit_judge
+    from evaluation.train_judge import fit_judge
     from valueflow.judges.value_head import LearnedJudge, export_onnx, save_judge
 
     cfg = JudgeTrainConfig(base_model=encoder, alpha=alpha, value_alpha=value_alpha, tune_epochs=tune_epochs)

@@ -168,7 +168,7 @@ def fit_judge(cfg: JudgeTrainConfig, rows: pd.DataFrame, echo=None, choose_on: p
         """(the rows the head is fitted on while choosing, the rows it is scored on as (embeddings, value indices,
         targets), what they are); None when there are too few texts to choose on."""
         if choose_on is not None and len(choose_on) >= MIN_CHOICE_ROWS:
-            return (np.ones(len(rows), dtype=bool), (embed(encoder, choose_on["text"].tolist()),
+            return (slice(None), (embed(encoder, choose_on["text"].tolist()),
                     choose_on["value"].map(index_of).to_numpy(), choose_on["target"].to_numpy(dtype=float)),
                     "the validation split")
         fifth = held_out_by_text_hash(rows["text"]).to_numpy()

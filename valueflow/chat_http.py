@@ -234,7 +234,7 @@ def post_chat(base_url: str, payload: dict, *, headers: dict[str, str], deadline
     key = (url.scheme, url.hostname, url.port)
     pool = connections if connections is not None else {}
     deadline = time.monotonic() + deadline_s
-    for attempt in (0, 1):  # a kept-alive connection the server has closed meanwhile is replaced once
+    while True:  # a kept-alive connection the server has closed meanwhile is replaced (once: it left the pool)
         conn = pool.pop(key, None)
         reused = conn is not None
         remaining = max(deadline - time.monotonic(), 0.001)
@@ -266,7 +266,7 @@ def post_chat(base_url: str, payload: dict, *, headers: dict[str, str], deadline
             _close(conn, resp)
             if entry is not None and entry.fired or time.monotonic() >= deadline or isinstance(err, TimeoutError):
                 raise TransientError(f"timeout: no complete answer within {deadline_s:g} s") from None
-            if reused and attempt == 0 and isinstance(err, (http.client.RemoteDisconnected, ConnectionError)):
+            if reused and isinstance(err, (http.client.RemoteDisconnected, ConnectionError)):
                 continue
             raise TransientError(f"transport error: {type(err).__name__}") from None
         if entry.fired:  # the watchdog shut the socket: what was read may be cut short
@@ -277,7 +277,6 @@ def post_chat(base_url: str, payload: dict, *, headers: dict[str, str], deadline
         else:
             pool[key] = conn
         return read_response(resp.status, b"".join(chunks), resp.getheader("retry-after"))
-    raise AssertionError("unreachable")
 
 
 class ChatSessions:

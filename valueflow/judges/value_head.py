@@ -65,23 +65,43 @@ def fit_value_head(x: np.ndarray, value_index: np.ndarray, target: np.ndarray, q
     free row per value fitted the seed corpus's training texts perfectly and ranked its test texts near chance
     (0.54-0.56 pairwise); the penalised closed form reached 0.64 on the same split.
     """
-    import torch
-    from sentence_transformers.models import Dense
+    rows, bias = _shared_part(x, value_index, target, queries, cfg.alpha)
+    return _dense(*_with_residuals(x, value_index, target, rows, bias, cfg.value_alpha))
+
+
+def _shared_part(x: np.ndarray, value_index: np.ndarray, target: np.ndarray, queries: np.ndarray,
+                 alpha: float) -> tuple[np.ndarray, np.ndarray]:
+    """Each value's output row u0 + u1 * q(v) (V, d) and bias, from the ridge on [e, e * q(v)] with a bias per value."""
     from sklearn.linear_model import Ridge
 
     n_values, dim = queries.shape
     onehot = np.eye(n_values)[value_index]
-    shared = Ridge(alpha=cfg.alpha).fit(np.hstack([x, x * queries[value_index], onehot]), target)
+    shared = Ridge(alpha=alpha).fit(np.hstack([x, x * queries[value_index], onehot]), target)
     u0, u1, value_bias = shared.coef_[:dim], shared.coef_[dim:2 * dim], shared.coef_[2 * dim:]
-    rows = u0 + u1 * queries  # (V, d): each value's output row
-    bias = value_bias + shared.intercept_
+    return u0 + u1 * queries, value_bias + shared.intercept_
+
+
+def _with_residuals(x: np.ndarray, value_index: np.ndarray, target: np.ndarray, rows: np.ndarray, bias: np.ndarray,
+                    value_alpha: float) -> tuple[np.ndarray, np.ndarray]:
+    """``rows`` and ``bias`` (not modified) plus each value's own ridge fit r_v to its rows' remaining error."""
+    from sklearn.linear_model import Ridge
+
+    rows, bias = rows.copy(), bias.copy()
     residual = target - ((x * rows[value_index]).sum(1) + bias[value_index])
     for v in np.unique(value_index):
         mine = value_index == v
-        own = Ridge(alpha=cfg.value_alpha).fit(x[mine], residual[mine])
+        own = Ridge(alpha=value_alpha).fit(x[mine], residual[mine])
         rows[v] += own.coef_
         bias[v] += own.intercept_
-    head = Dense(dim, n_values, bias=True, activation_function=torch.nn.Identity())
+    return rows, bias
+
+
+def _dense(rows: np.ndarray, bias: np.ndarray):
+    """The built-in sentence-transformers ``Dense`` module computing ``rows @ e + bias``."""
+    import torch
+    from sentence_transformers.models import Dense
+
+    head = Dense(rows.shape[1], rows.shape[0], bias=True, activation_function=torch.nn.Identity())
     with torch.no_grad():
         head.linear.weight.copy_(torch.as_tensor(rows, dtype=torch.float32))
         head.linear.bias.copy_(torch.as_tensor(bias, dtype=torch.float32))
@@ -105,10 +125,10 @@ def choose_head(x: np.ndarray, value_index: np.ndarray, target: np.ndarray, quer
     choice_x, choice_index, choice_target = choice
     tried = []
     for alpha in alphas:
+        shared = _shared_part(x, value_index, target, queries, alpha)  # the same for every value_alpha
         for value_alpha in value_alphas:
-            head = fit_value_head(x, value_index, target, queries, HeadConfig(alpha, value_alpha))
-            rows = head.linear.weight.detach().numpy()[choice_index]
-            pred = (choice_x * rows).sum(axis=1) + head.linear.bias.detach().numpy()[choice_index]
+            rows, bias = _with_residuals(x, value_index, target, *shared, value_alpha)
+            pred = (choice_x * rows[choice_index]).sum(axis=1) + bias[choice_index]
             score = pairwise_accuracy(pred, choice_target, choice_index, min_gap=2.0)
             tried.append({"alpha": float(alpha), "value_alpha": float(value_alpha),
                           "pairwise_accuracy": None if score is None else round(float(score), 4)})
