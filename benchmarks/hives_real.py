@@ -19,8 +19,8 @@ The default recipe (``projection``) trains a Dense module on the frozen base enc
 about 35-45 short texts a second on 2 idle CPU cores: the 11,390 texts of MFRC, Social Chemistry, Moral Stories and
 Touché23 training took 4.7 minutes from a cold cache), the projection itself about 20 seconds. The embeddings are
 kept in ``--cache`` (``benchmarks/embedding_cache.py``), so later runs, and the evaluation of the frozen models, cost
-seconds. ``--recipe full`` (or ``projection`` with
-``--stage1-steps``) moves the encoder too, and every held-out text is then encoded again by the trained model.
+seconds. ``--recipe full`` (or ``projection`` with ``--stage1-steps``) moves the encoder too, and every held-out
+text is then encoded again by the trained model.
 
 Printed per held-out set: hierarchical ranking accuracy, similarity correlation, mean cosine (collapse monitor) and
 the profile's top-1/top-3 hit rate (``hives_model.metrics.profile_hit_rate``) for each model; the oracle (true
