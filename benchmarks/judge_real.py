@@ -2,7 +2,7 @@
 scored on the same held-out texts, as a direct rater and inside the anchor evaluator (k = 6, m = 3).
 
     python3 benchmarks/judge_real.py --out /tmp/judge_real [--recipes learned-mpnet,learned-minilm,embedding]
-                                     [--moral-stories N] [--social-chem N] [--cross-epochs 2]
+                                     [--moral-stories N] [--social-chem N] [--cross-epochs 2] [--folds 5]
 
 Recipes (``--recipes``, comma-separated; the default runs the first four, ``cross-*`` are opt-in because a
 cross-encoder fine-tune costs about 14 minutes (mpnet, 2 epochs) on 2 idle CPU cores and scores one (text, value)
@@ -62,19 +62,24 @@ PAPER_PAIRWISE = 0.842
 TRAINING_SOURCES = ("valuenet", "vidb_anchors", "moral_stories", "social_chem")
 DEFAULT_RECIPES = "learned-mpnet,learned-minilm,embedding,ensemble"
 ENCODERS = {"mpnet": "all-mpnet-base-v2", "minilm": "all-MiniLM-L6-v2"}
+FOLDS = 5  # the held-out fifths of ValueNet and the VIDB texts, by text hash
 
 
-def training_split(texts: pd.DataFrame, moral_stories: int = 0,
-                   social_chem: int = 0) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+def training_split(texts: pd.DataFrame, moral_stories: int = 0, social_chem: int = 0,
+                   fold: int = 0) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """(training rows, held-out ValueNet rows, held-out VIDB rows) of the ingested TRAINING_SOURCES.
 
-    ValueNet and VIDB: all but the fifth held out by text hash; Moral Stories and Social Chemistry: seeded samples
-    of that many rows. Also what ``vidb_real.py`` reads to know which texts a judge trained here has seen.
+    ValueNet and VIDB: all but one fifth held out by text hash (``fold`` 0-4; fold 0 is the fifth every other script
+    holds out); Moral Stories and Social Chemistry: seeded samples of that many rows. Also what ``vidb_real.py`` reads
+    to know which texts a judge trained here has seen.
     """
+    def held_out(column: pd.Series) -> pd.Series:
+        return held_out_by_text_hash(column, (fold + 1) / FOLDS) & ~held_out_by_text_hash(column, fold / FOLDS)
+
     texts = texts.assign(target=texts["reference_intensity"].astype(float).fillna(texts["direction"].astype(float) * 5.0))
     rows = texts[["text", "value", "target", "source"]].dropna(subset=["target"]).reset_index(drop=True)
     vn, vidb = rows[rows["source"] == "valuenet"], rows[rows["source"] == "vidb_anchors"]
-    vn_test, vidb_test = held_out_by_text_hash(vn["text"]), held_out_by_text_hash(vidb["text"])
+    vn_test, vidb_test = held_out(vn["text"]), held_out(vidb["text"])
     extra = []
     for source, n in (("moral_stories", moral_stories), ("social_chem", social_chem)):
         part = rows[rows["source"] == source]
@@ -236,6 +241,9 @@ def main() -> None:
     ap.add_argument("--cross-batch", type=int, default=16)
     ap.add_argument("--dev-stories", type=int, default=300)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--folds", type=int, default=1, choices=range(1, FOLDS + 1),
+                    help="hold out each of the first N fifths in turn and report every cell's mean and sd over them "
+                         "(1: the fixed fifth every other script holds out)")
     args = ap.parse_args()
     import torch
 
@@ -243,70 +251,35 @@ def main() -> None:
     root = refdata_dir()
     if root is None:
         sys.exit("reference data not found: set VALUEFLOW_REFDATA or place it at ../shared/data")
-    from evaluation.anchors import AnchorPanel
-    from evaluation.train_judge import direct_ratings
     from valueflow.io import write_json
-    from valueflow.judges import make_judge
 
     args.work.mkdir(parents=True, exist_ok=True)
     texts = ingest_sources(args.work, TRAINING_SOURCES)
-    train, vn_held, vidb_held = training_split(texts, args.moral_stories, args.social_chem)
-    seen = set(train["text"].map(normalise_text))
-    held = {"ValueNet": vn_held, "VIDB texts": vidb_held, "Moral Stories dev": dev_stories(root, args.dev_stories)}
-    held = {k: v[~v["text"].map(normalise_text).isin(seen)].reset_index(drop=True) if "pair" not in v.columns else v
-            for k, v in held.items()}
-    print(f"training rows: {len(train)} ({train['source'].value_counts().to_dict()}); held out: "
-          + ", ".join(f"{k} {len(v)}" for k, v in held.items()), flush=True)
-    panel_rows = train[train["source"] == "vidb_anchors"]
-    panel = AnchorPanel._from_raw(panel_rows.rename(columns={"target": "intensity"}), "training VIDB texts")
-
     recipes = [r.strip() for r in args.recipes.split(",") if r.strip()]
-    judges, seconds = {}, {}
-    for recipe in recipes:
-        kind, _, enc = recipe.partition("-")
-        t = time.perf_counter()
-        if kind in ("learned", "tuned"):
-            folder = args.out if recipe == "learned-mpnet" else args.out.with_name(f"{args.out.name}-{recipe}")
-            judges[recipe] = train_learned(ENCODERS[enc], train, folder, args.alpha, args.value_alpha,
-                                           args.tune_epochs if kind == "tuned" else 0)
-        elif kind == "cross":
-            judges[recipe] = train_cross(ENCODERS[enc], train, args.cross_epochs, args.cross_lr, args.cross_batch)
-        elif kind == "embedding":
-            judges[recipe] = make_judge("embedding")
-        elif kind == "ensemble":
-            continue
-        else:
-            sys.exit(f"unknown recipe {recipe!r}")
-        seconds[recipe] = round(time.perf_counter() - t, 1)
-        if hasattr(judges[recipe], "calibration"):  # trained judges rate through a calibration (embedding rates itself)
-            calibrate(judges[recipe], panel_rows)
-        print(f"{recipe}: trained in {seconds[recipe]:.0f} s", flush=True)
-    trained = [judge for judge in judges.values() if getattr(judge, "calibration", None) is not None]
-    if "ensemble" in recipes and len(trained) >= 2:
-        judges["ensemble"] = EnsembleJudge(trained)
-
-    results = {}
-    for name, judge in judges.items():
-        for label, rows_ in held.items():
-            results[(name, label, "direct")] = pairwise(direct_ratings(judge, rows_), rows_)
-            results[(name, label, "evaluator")] = pairwise(evaluator_scores(judge, panel, rows_), rows_)
-        print(f"  scored {name}", flush=True)
-
-    print(f"\npairwise accuracy on held-out real data (panel: {len(panel_rows)} training VIDB texts; k = 6, m = 3)")
-    print(f"{'recipe':<15}{'train s':>8}" + "".join(f"{label + ' ' + how:>28}" for label in held for how in ("direct", "evaluator")))
-    for name in judges:
-        print(f"{name:<15}{seconds.get(name, 0):>8.0f}" + "".join(
-            f"{results[(name, label, how)]:>28.3f}" for label in held for how in ("direct", "evaluator")))
+    unknown = [r for r in recipes if r.partition("-")[0] not in ("learned", "tuned", "cross", "embedding", "ensemble")]
+    if unknown:
+        sys.exit(f"unknown recipe {unknown[0]!r}")
+    folds = [run_fold(args, texts, root, recipes, fold) for fold in range(args.folds)]
+    results, seconds, held = folds[0]["results"], folds[0]["seconds"], folds[0]["held"]
+    if args.folds > 1:  # each cell's mean and spread over the folds
+        cells = {key: [f["results"][key] for f in folds] for key in results}
+        results = {key: float(np.mean(v)) for key, v in cells.items()}
+        print(f"\nmean ± sd over {args.folds} folds (each held out in turn; the other four fifths train)")
+        print(f"{'recipe':<15}" + "".join(f"{label + ' ' + how:>28}" for label in held for how in ("direct", "evaluator")))
+        for name in dict.fromkeys(k[0] for k in cells):
+            print(f"{name:<15}" + "".join(f"{np.mean(cells[(name, label, how)]):>21.3f} ± {np.std(cells[(name, label, how)]):.3f}"
+                                          for label in held for how in ("direct", "evaluator")))
     print(f"{'paper LLM':<23}{PAPER_PAIRWISE:>28.3f}  (ValueNet, Gemma-3-27B ranking judge, 3 calls per text)")
 
-    rates = throughput(args.out, held["ValueNet"]["text"].tolist(), args.threads) if "learned-mpnet" in judges else {}
+    rates = folds[0]["throughput"]
     for backend, r in rates.items():
         print(f"\nlearned-mpnet throughput, {backend}, {args.threads} thread(s), {len(held['ValueNet'])} ValueNet texts: "
               f"{r['one_value_per_s']:.0f} (text, value) scores/s for one value; all 32 values of a text: "
               f"{r['all_values_pairs_per_s']:.0f} scores/s, {r['all_values_cost_vs_one']:.2f}x the cost of one value")
-    if "learned-mpnet" in judges:
+    if "learned-mpnet" in seconds:
         print("\ntargets (learned-mpnet): >= 0.75 ValueNet and >= 0.80 VIDB texts direct, evaluator within 0.03;"
-              " <= 20 min training; >= 200 scores/s; 32 values <= 3x one")
+              " <= 20 min training; >= 200 scores/s; 32 values <= 3x one"
+              + (f" (accuracy: mean over {args.folds} folds)" if args.folds > 1 else ""))
         for label, target in (("ValueNet", 0.75), ("VIDB texts", 0.80)):
             d, e = results[("learned-mpnet", label, "direct")], results[("learned-mpnet", label, "evaluator")]
             print(f"  {label:<11} direct {d:.3f} {'met' if d >= target else 'NOT met'}; evaluator {e:.3f} "
@@ -316,9 +289,67 @@ def main() -> None:
               f"32 values {best.get('all_values_cost_vs_one', 0):.2f}x one")
     args.out.mkdir(parents=True, exist_ok=True)
     write_json({"results": {"/".join(k): v for k, v in results.items()}, "train_seconds": seconds, "throughput": rates,
+                "folds": [{"/".join(k): v for k, v in f["results"].items()} for f in folds],
                 "args": {k: str(v) for k, v in vars(args).items()}, "held_out": {k: len(v) for k, v in held.items()},
-                "training_rows": train["source"].value_counts().to_dict()}, args.out / "benchmark_results.json")
+                "training_rows": folds[0]["training_rows"]}, args.out / "benchmark_results.json")
 
+
+def run_fold(args, texts: pd.DataFrame, root: Path, recipes: list[str], fold: int) -> dict:
+    """Train every recipe on the rows outside held-out ``fold`` and score it on that fold's held-out sets: the
+    per-recipe table, and for fold 0 the learned-mpnet judge kept in ``--out`` with its throughput."""
+    from evaluation.anchors import AnchorPanel
+    from evaluation.train_judge import direct_ratings
+    from valueflow.judges import make_judge
+
+    train, vn_held, vidb_held = training_split(texts, args.moral_stories, args.social_chem, fold)
+    seen = set(train["text"].map(normalise_text))
+    held = {"ValueNet": vn_held, "VIDB texts": vidb_held, "Moral Stories dev": dev_stories(root, args.dev_stories)}
+    held = {k: v[~v["text"].map(normalise_text).isin(seen)].reset_index(drop=True) if "pair" not in v.columns else v
+            for k, v in held.items()}
+    print(f"fold {fold}: training rows: {len(train)} ({train['source'].value_counts().to_dict()}); held out: "
+          + ", ".join(f"{k} {len(v)}" for k, v in held.items()), flush=True)
+    panel_rows = train[train["source"] == "vidb_anchors"]
+    panel = AnchorPanel._from_raw(panel_rows.rename(columns={"target": "intensity"}), "training VIDB texts")
+
+    judges, seconds = {}, {}
+    with tempfile.TemporaryDirectory() as scratch:  # the judges of folds other than 0 are not kept
+        out = args.out if fold == 0 else Path(scratch) / args.out.name
+        for recipe in recipes:
+            kind, _, enc = recipe.partition("-")
+            t = time.perf_counter()
+            if kind in ("learned", "tuned"):
+                folder = out if recipe == "learned-mpnet" else out.with_name(f"{out.name}-{recipe}")
+                judges[recipe] = train_learned(ENCODERS[enc], train, folder, args.alpha, args.value_alpha,
+                                               args.tune_epochs if kind == "tuned" else 0)
+            elif kind == "cross":
+                judges[recipe] = train_cross(ENCODERS[enc], train, args.cross_epochs, args.cross_lr, args.cross_batch)
+            elif kind == "embedding":
+                judges[recipe] = make_judge("embedding")
+            else:  # the ensemble, once its parts are trained
+                continue
+            seconds[recipe] = round(time.perf_counter() - t, 1)
+            if hasattr(judges[recipe], "calibration"):  # trained judges rate through a calibration (embedding rates itself)
+                calibrate(judges[recipe], panel_rows)
+            print(f"{recipe}: trained in {seconds[recipe]:.0f} s", flush=True)
+        trained = [judge for judge in judges.values() if getattr(judge, "calibration", None) is not None]
+        if "ensemble" in recipes and len(trained) >= 2:
+            judges["ensemble"] = EnsembleJudge(trained)
+
+        results = {}
+        for name, judge in judges.items():
+            for label, rows_ in held.items():
+                results[(name, label, "direct")] = pairwise(direct_ratings(judge, rows_), rows_)
+                results[(name, label, "evaluator")] = pairwise(evaluator_scores(judge, panel, rows_), rows_)
+            print(f"  scored {name}", flush=True)
+    rates = throughput(args.out, held["ValueNet"]["text"].tolist(), args.threads) if fold == 0 and "learned-mpnet" in judges else {}
+
+    print(f"\nfold {fold}: pairwise accuracy on held-out real data (panel: {len(panel_rows)} training VIDB texts; k = 6, m = 3)")
+    print(f"{'recipe':<15}{'train s':>8}" + "".join(f"{label + ' ' + how:>28}" for label in held for how in ("direct", "evaluator")))
+    for name in judges:
+        print(f"{name:<15}{seconds.get(name, 0):>8.0f}" + "".join(
+            f"{results[(name, label, how)]:>28.3f}" for label in held for how in ("direct", "evaluator")))
+    return {"results": results, "seconds": seconds, "held": held, "throughput": rates,
+            "training_rows": train["source"].value_counts().to_dict()}
 
 if __name__ == "__main__":
     main()
