@@ -73,13 +73,10 @@ def training_split(texts: pd.DataFrame, moral_stories: int = 0, social_chem: int
     holds out); Moral Stories and Social Chemistry: seeded samples of that many rows. Also what ``vidb_real.py`` reads
     to know which texts a judge trained here has seen.
     """
-    def held_out(column: pd.Series) -> pd.Series:
-        return held_out_by_text_hash(column, (fold + 1) / FOLDS) & ~held_out_by_text_hash(column, fold / FOLDS)
-
     texts = texts.assign(target=texts["reference_intensity"].astype(float).fillna(texts["direction"].astype(float) * 5.0))
     rows = texts[["text", "value", "target", "source"]].dropna(subset=["target"]).reset_index(drop=True)
     vn, vidb = rows[rows["source"] == "valuenet"], rows[rows["source"] == "vidb_anchors"]
-    vn_test, vidb_test = held_out(vn["text"]), held_out(vidb["text"])
+    vn_test, vidb_test = (held_out_by_text_hash(part["text"], 1 / FOLDS, fold) for part in (vn, vidb))
     extra = []
     for source, n in (("moral_stories", moral_stories), ("social_chem", social_chem)):
         part = rows[rows["source"] == source]

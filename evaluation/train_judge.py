@@ -171,9 +171,10 @@ def fit_judge(cfg: JudgeTrainConfig, rows: pd.DataFrame, echo=None, choose_on: p
             return (slice(None), (embed(encoder, choose_on["text"].tolist()),
                     choose_on["value"].map(index_of).to_numpy(), choose_on["target"].to_numpy(dtype=float)),
                     "the validation split")
-        fifth = held_out_by_text_hash(rows["text"]).to_numpy()
-        if fifth.sum() >= MIN_CHOICE_ROWS and not fifth.all():
-            return ~fifth, (x[fifth], value_index[fifth], target[fifth]), "a fifth of the training rows (by text hash)"
+        for part in range(5):  # the first hash fifth the rows hold: a caller may have held out the first itself
+            fifth = held_out_by_text_hash(rows["text"], 0.2, part).to_numpy()
+            if fifth.sum() >= MIN_CHOICE_ROWS and not fifth.all():
+                return ~fifth, (x[fifth], value_index[fifth], target[fifth]), "a fifth of the training rows (by text hash)"
         return None
 
     x = embed(encoder, texts)
@@ -181,6 +182,9 @@ def fit_judge(cfg: JudgeTrainConfig, rows: pd.DataFrame, echo=None, choose_on: p
     if chosen is None:  # one candidate pair, or too few texts to choose on: the middle candidates
         head = HeadConfig(sorted(cfg.alpha)[len(cfg.alpha) // 2], sorted(cfg.value_alpha)[len(cfg.value_alpha) // 2])
         choice = None
+        if echo and len(cfg.alpha) * len(cfg.value_alpha) > 1:
+            echo(f"too few texts to choose the head penalties on: the middle candidates, alpha {head.alpha:g}, "
+                 f"value_alpha {head.value_alpha:g}")
     else:
         fit, held, where = chosen
         head, tried = choose_head(x[fit], value_index[fit], target[fit], queries(encoder), held, cfg.alpha, cfg.value_alpha)

@@ -385,10 +385,14 @@ def stable_text_id(source: str, text: str) -> str:
     return hashlib.sha1(f"{source}\x1f{normalise_text(text)}".encode()).hexdigest()[:16]
 
 
-def held_out_by_text_hash(texts: pd.Series, fraction: float = 0.2) -> pd.Series:
+def held_out_by_text_hash(texts: pd.Series, fraction: float = 0.2, part: int = 0) -> pd.Series:
     """A fixed share of texts, chosen by a hash of the normalised text: the same held-out part on every machine,
-    and a text is held out under every label it carries (so it never sits in training under another)."""
-    return texts.map(lambda t: int(hashlib.sha1(normalise_text(t).encode()).hexdigest()[:8], 16) / 0xFFFFFFFF) < fraction
+    and a text is held out under every label it carries (so it never sits in training under another).
+
+    ``part`` k takes the k-th share of that size (hash in [k x fraction, (k + 1) x fraction)): the first is the
+    part every script holds out; the others serve cross-fitting, or a choice among rows that lack the first."""
+    share = texts.map(lambda t: int(hashlib.sha1(normalise_text(t).encode()).hexdigest()[:8], 16) / 0xFFFFFFFF)
+    return (share >= part * fraction) & (share < (part + 1) * fraction)
 
 
 def seeded_rng(*parts: object) -> np.random.Generator:
