@@ -169,16 +169,14 @@ def predicted_label_embeddings(train_emb: np.ndarray, train_rows: pd.DataFrame, 
     p_path = path.predict_proba(test_emb)
     top1 = float(np.mean(path.classes_[p_path.argmax(axis=1)] == test_rows["value"].to_numpy()))
 
-    def single_label(value: str, d: int) -> np.ndarray:  # the oracle's vector of one (value, direction) label
-        row = test_rows[test_rows["value"] == value].head(1).assign(direction=d)
-        return oracle_embeddings(space.encode(row))[0]
+    # per value: each text's direction probabilities, and the oracle's vector of each (value, direction) label
+    p_direction = {v: direction.predict_proba(with_value(test_emb, [v] * len(test_emb))) for v in path.classes_}
+    label_vector = {(v, d): oracle_embeddings(space.encode(test_rows[test_rows["value"] == v].head(1).assign(
+        direction=d)))[0] for v in path.classes_ for d in direction.classes_}
 
     def embed(p_value: np.ndarray) -> np.ndarray:
-        out = 0.0
-        for j, value in enumerate(path.classes_):
-            p_dir = direction.predict_proba(with_value(test_emb, [value] * len(test_emb)))
-            for k, d in enumerate(direction.classes_):
-                out = out + (p_value[:, j] * p_dir[:, k])[:, None] * single_label(value, int(d))
+        out = sum((p_value[:, j] * p_direction[v][:, k])[:, None] * label_vector[(v, d)]
+                  for j, v in enumerate(path.classes_) for k, d in enumerate(direction.classes_))
         return out / np.linalg.norm(out, axis=1, keepdims=True).clip(1e-12)
 
     true_path = (test_rows["value"].to_numpy()[:, None] == path.classes_[None, :]).astype(float)
@@ -242,6 +240,7 @@ def main() -> None:
     from hives_model.data import LabelSpace, training_rows
     from hives_model.metrics import (
         compare_models,
+        evaluate_embeddings,
         format_table,
         hierarchical_ranking_accuracy,
         mean_cosine,
@@ -365,11 +364,8 @@ def main() -> None:
     vn_rows, vn_train = sets["valuenet-heldout"], training_rows(train[train["source"] == "valuenet"], missing)
     predicted, path_top1 = predicted_label_embeddings(cache.embed(vn_train["text"].tolist(), progress=False), vn_train,
                                                       held["valuenet-heldout"][0], vn_rows)
-    labels_vn = held["valuenet-heldout"][1]
     for name, emb in predicted.items():
-        r = {"ranking_accuracy": hierarchical_ranking_accuracy(emb, labels_vn, seed=42)["accuracy"],
-             "similarity_correlation": similarity_correlation(emb, labels_vn, seed=42)}
-        results["valuenet-heldout"][name] = r
+        r = results["valuenet-heldout"][name] = evaluate_embeddings(emb, vn_rows, seed=42, probe=False)
         print(f"{'valuenet-heldout':<22}{name:<30}{_f(r['ranking_accuracy']):>9}{_f(r['similarity_correlation']):>9}")
     print(f"  (logistic predictors on the base's embeddings of the ValueNet training rows; path top-1 {path_top1:.3f})")
 

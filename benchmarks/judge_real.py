@@ -67,6 +67,7 @@ PAPER_PAIRWISE = 0.842
 TRAINING_SOURCES = ("valuenet", "vidb_anchors", "moral_stories", "social_chem")
 DEFAULT_RECIPES = "learned-mpnet,learned-minilm,embedding,ensemble"
 ENCODERS = {"mpnet": "all-mpnet-base-v2", "minilm": "all-MiniLM-L6-v2"}
+KINDS = ("learned", "tuned", "cross", "embedding", "ensemble")  # a recipe is KIND or KIND-ENCODER
 FOLDS = 5  # the held-out fifths of ValueNet and the VIDB texts, by text hash
 
 
@@ -258,16 +259,17 @@ def main() -> None:
     args.work.mkdir(parents=True, exist_ok=True)
     texts = ingest_sources(args.work, TRAINING_SOURCES)
     recipes = [r.strip() for r in args.recipes.split(",") if r.strip()]
-    unknown = [r for r in recipes if r.partition("-")[0] not in ("learned", "tuned", "cross", "embedding", "ensemble")]
+    unknown = [r for r in recipes if r.partition("-")[0] not in KINDS]
     if unknown:
         sys.exit(f"unknown recipe {unknown[0]!r}")
-    folds = [run_fold(args, texts, root, recipes, fold) for fold in range(args.folds)]
+    stories = dev_stories(root, args.dev_stories)
+    folds = [run_fold(args, texts, stories, recipes, fold) for fold in range(args.folds)]
     results, seconds, held = folds[0]["results"], folds[0]["seconds"], folds[0]["held"]
     if args.folds > 1:  # each cell's mean and spread over the folds
         cells = {key: [f["results"][key] for f in folds] for key in results}
         results = {key: float(np.mean(v)) for key, v in cells.items()}
         print(f"\nmean ± sd over {args.folds} folds (each held out in turn; the other four fifths train)")
-        print(f"{'recipe':<15}" + "".join(f"{label + ' ' + how:>28}" for label in held for how in ("direct", "evaluator")))
+        print(f"{'recipe':<15}" + _columns(held))
         for name in dict.fromkeys(k[0] for k in cells):
             print(f"{name:<15}" + "".join(f"{np.mean(cells[(name, label, how)]):>21.3f} ± {np.std(cells[(name, label, how)]):.3f}"
                                           for label in held for how in ("direct", "evaluator")))
@@ -296,7 +298,12 @@ def main() -> None:
                 "training_rows": folds[0]["training_rows"]}, args.out / "benchmark_results.json")
 
 
-def run_fold(args, texts: pd.DataFrame, root: Path, recipes: list[str], fold: int) -> dict:
+def _columns(held: dict) -> str:
+    """The table's column headers: each held-out set, direct and inside the evaluator."""
+    return "".join(f"{label + ' ' + how:>28}" for label in held for how in ("direct", "evaluator"))
+
+
+def run_fold(args, texts: pd.DataFrame, stories: pd.DataFrame, recipes: list[str], fold: int) -> dict:
     """Train every recipe on the rows outside held-out ``fold`` and score it on that fold's held-out sets: the
     per-recipe table, and for fold 0 the learned-mpnet judge kept in ``--out`` with its throughput."""
     from evaluation.anchors import AnchorPanel
@@ -305,7 +312,7 @@ def run_fold(args, texts: pd.DataFrame, root: Path, recipes: list[str], fold: in
 
     train, vn_held, vidb_held = training_split(texts, args.moral_stories, args.social_chem, fold)
     seen = set(train["text"].map(normalise_text))
-    held = {"ValueNet": vn_held, "VIDB texts": vidb_held, "Moral Stories dev": dev_stories(root, args.dev_stories)}
+    held = {"ValueNet": vn_held, "VIDB texts": vidb_held, "Moral Stories dev": stories}
     held = {k: v[~v["text"].map(normalise_text).isin(seen)].reset_index(drop=True) if "pair" not in v.columns else v
             for k, v in held.items()}
     print(f"fold {fold}: training rows: {len(train)} ({train['source'].value_counts().to_dict()}); held out: "
@@ -346,7 +353,7 @@ def run_fold(args, texts: pd.DataFrame, root: Path, recipes: list[str], fold: in
     rates = throughput(args.out, held["ValueNet"]["text"].tolist(), args.threads) if fold == 0 and "learned-mpnet" in judges else {}
 
     print(f"\nfold {fold}: pairwise accuracy on held-out real data (panel: {len(panel_rows)} training VIDB texts; k = 6, m = 3)")
-    print(f"{'recipe':<15}{'train s':>8}" + "".join(f"{label + ' ' + how:>28}" for label in held for how in ("direct", "evaluator")))
+    print(f"{'recipe':<15}{'train s':>8}" + _columns(held))
     for name in judges:
         print(f"{name:<15}{seconds.get(name, 0):>8.0f}" + "".join(
             f"{results[(name, label, how)]:>28.3f}" for label in held for how in ("direct", "evaluator")))
