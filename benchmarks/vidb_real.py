@@ -3,7 +3,7 @@
 Every real corpus in ../shared/data (or $VALUEFLOW_REFDATA) goes through the pipeline's own stages, ingest ->
 collect -> aggregate -> build_vidb, once per judge.
 
-    python3 benchmarks/judge_real.py --out /tmp/judge_real      # once: the trained judge
+    python3 benchmarks/judge_real.py --out /tmp/judge_real --folds 1   # once: the trained judge
     python3 benchmarks/vidb_real.py [--sources valuenet,touche23,...] [--judges reference,learned:/tmp/judge_real]
                                     [--k 4] [--m 6] [--out /tmp/vidb_real] [--limit N] [--threads 2] [--tracemalloc]
                                     [--backend onnx|torch]   # how the learned judge scores (default its int8 graph)
