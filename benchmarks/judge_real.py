@@ -27,21 +27,20 @@ Training data (from ../shared/data or $VALUEFLOW_REFDATA): ValueNet scenarios (h
 direction x 5) and the published VIDB texts (their real intensities); ``--moral-stories N`` and ``--social-chem N``
 add N rows of those sources (direction x 5 for the value nearest to the norm, as `valueflow ingest` reads them).
 Held out, never trained on: ValueNet and the VIDB texts, a fifth of each by a hash of the text (each fifth in turn,
-below); Moral Stories
-dev stories (a separate file; a story's moral action should score above its immoral one).
+below); Moral Stories dev stories (a separate file; a story's moral action should score above its immoral one).
 
 The anchor evaluator's panel is the training VIDB texts and the train and validation anchors of a VIDB release
-(``--panel``, default the pipeline's ``release/vidb``: the panel a user's evaluator reads; its texts were written for
-the project, and any that is also a held-out text is left out). The real training VIDB texts alone are about 10 a
-value, too few to place a text finely: the evaluator then loses against the direct rating what placing that rating
+(``--panel``, default the pipeline's ``release/vidb``: the panel a user's evaluator reads; its texts were written
+for the project, and any that is also a held-out text is left out). The real training VIDB texts alone are about 10
+a value, too few to place a text finely: the evaluator then loses against the direct rating what placing that rating
 among a value's 10 anchors loses (5 folds, learned-mpnet, VIDB texts: direct 0.729, evaluator 0.688, the direct
 rating replaced by its rank among the anchors 0.695; ValueNet 0.704 / 0.693 / 0.694). With the release's anchors
 beside them (about 60 more a value), the evaluator gives 0.740 ± 0.015 on the VIDB texts and 0.686 ± 0.025 on
-ValueNet; ``sampling="adaptive"`` does not help (VIDB texts 0.686, ValueNet 0.688, with the training texts alone). Moral Stories pairs
-differ by one action, and the evaluator places them 0.08 below the direct rating with either panel. ``--panel none``
-keeps the training VIDB texts alone. Pairwise accuracy: same-value pairs whose labels
-differ by at least 2 VIDB points (ValueNet: different labels; VIDB: intensities >= 2 apart); ties count half. The
-paper's LLM judge (Gemma-3-27B, ranking, 3 calls per text) reaches 0.842 on ValueNet.
+ValueNet; ``sampling="adaptive"`` does not help (VIDB texts 0.686, ValueNet 0.688, with the training texts alone).
+Moral Stories pairs differ by one action, and the evaluator places them 0.08 below the direct rating with either
+panel. ``--panel none`` keeps the training VIDB texts alone. Pairwise accuracy: same-value pairs whose labels differ
+by at least 2 VIDB points (ValueNet: different labels; VIDB: intensities >= 2 apart); ties count half. The paper's
+LLM judge (Gemma-3-27B, ranking, 3 calls per text) reaches 0.842 on ValueNet.
 
 By default each hash fifth of ValueNet and the VIDB texts is held out in turn (``--folds``, 5; about 16 minutes on
 2 idle cores) and the targets are read on the mean. Measured, mean ± sd (learned-mpnet, direct / evaluator):
