@@ -14,13 +14,14 @@ projection recipe; Touché23 ranking accuracy / similarity correlation / profile
 the three default sources 0.593 / 0.232 / 0.842, 0.544; + MFRC 0.581 / 0.193 / 0.891, 0.545; + Social Chemistry
 0.586 / 0.203 / 0.626, 0.539; + Moral Stories 0.592 / 0.224 / 0.824, 0.540; all six 0.578 / 0.167 / 0.755, 0.546.
 
-The default recipe (``projection``) trains a Dense module on the frozen base encoder's embeddings
-(``hives_model.projection``): the base encoder's pass over the training texts is its cost (all-mpnet-base-v2 embeds
-about 35-45 short texts a second on 2 idle CPU cores: the 11,390 texts of MFRC, Social Chemistry, Moral Stories and
-Touché23 training took 4.7 minutes from a cold cache), the projection itself about 20 seconds. The embeddings are
-kept in ``--cache`` (``benchmarks/embedding_cache.py``), so later runs, and the evaluation of the frozen models, cost
-seconds. ``--recipe full`` (or ``projection`` with ``--stage1-steps``) moves the encoder too, and every held-out
-text is then encoded again by the trained model.
+The default recipe (``projection``) fits the labels head on the frozen base encoder's embeddings
+(``hives_model.projection``), fine-tunes the encoder's top 4 layers with that head's own loss for 2 epochs
+(``hives_model.encoder_tuning``; ``--encoder-epochs 0`` keeps the encoder frozen), then fits the head again on the
+moved encoder. Its cost is the encoder: about 4 minutes an epoch over the 7,771 default training texts on 2 CPU cores,
+then 2 to 3 minutes to embed them again (10.6 minutes in all). The frozen base's embeddings are kept in ``--cache``
+(``benchmarks/embedding_cache.py``; all-mpnet-base-v2 embeds about 35-45 short texts a second), so the frozen
+recipe costs seconds on a warm cache. ``--recipe full`` (or ``--stage1-steps``) moves every weight with the
+contrastive losses; whenever the encoder moves, every held-out text is encoded again by the trained model.
 
 Printed per held-out set: hierarchical ranking accuracy, similarity correlation, mean cosine (collapse monitor) and
 the profile's top-1/top-3 hit rate (``hives_model.metrics.profile_hit_rate``) for each model; the oracle (true
@@ -30,11 +31,20 @@ any embedding can be expected to reach. Targets (issue 21) are checked at the en
 
 Measured (all-mpnet-base-v2, 2 CPU cores, the default sources; Touché23 validation 4000 rows / ValueNet held-out 660
 rows; ranking accuracy / similarity correlation / mean cosine / profile top-1 / top-3):
-base 0.534 / 0.105 / 0.16 / 0.501 / 0.819 and 0.527 / 0.053 / 0.13 / 0.138 / 0.343; projection, labels head
-(defaults: a unit per node of the oracle's layout, centre 0.6, base_share 0.3; 18 s of training on cached
-embeddings) 0.593 / 0.232 / 0.41 / 0.490 / 0.842 and 0.544 / 0.075 / 0.35 / 0.193 / 0.490: every issue-21 target
-but ValueNet ranking accuracy >= base + 0.03 (0.557). The former labels head (a unit per (path, direction) label,
-centre 0.7, no base share): 0.587 / 0.196 / 0.31 / 0.457 / 0.824 and 0.533 / 0.046 / 0.71 / 0.190 / 0.457.
+
+    recipe                                   Touché23 validation                  ValueNet held out          training
+    base (no training)                       0.534 / 0.105 / 0.16 / 0.501 / 0.819  0.527 / 0.053 / 0.13 / 0.138 / 0.343
+    frozen encoder (--encoder-epochs 0)      0.593 / 0.232 / 0.41 / 0.490 / 0.842  0.544 / 0.075 / 0.35 / 0.193 / 0.490  18 s
+    top 4 layers, 2 epochs (the default)     0.637 / 0.288 / 0.35 / 0.568 / 0.916  0.552 / 0.097 / 0.31 / 0.260 / 0.545  638 s
+    top 4 layers, 3 epochs                   0.638 / 0.281 / 0.32 / 0.585 / 0.900  0.551 / 0.092 / 0.27 / 0.276 / 0.521  844 s
+    top 6 layers, 4 epochs                   0.628 / 0.260 / 0.27 / 0.633 / 0.906  0.542 / 0.081 / 0.23 / 0.293 / 0.469  1289 s
+    top 4, 3 epochs, ValueNet texts x3       0.629 / 0.258 / 0.30 / 0.625 / 0.898  0.536 / 0.063 / 0.25 / 0.262 / 0.448  1153 s
+
+The default meets every issue-21 target but ValueNet ranking accuracy >= base + 0.03 (0.557): more training, more
+layers or more ValueNet steps lower held-out ValueNet (the 3-epoch and oversampled rows ran before the schedule was
+shared with the judge's fine-tune: warm-up and decay as a minimum, not a product; scratch oversampling). The former
+labels head (a unit per (path, direction) label, centre 0.7, no base share, frozen): 0.587 / 0.196 / 0.31 / 0.457 /
+0.824 and 0.533 / 0.046 / 0.71 / 0.190 / 0.457.
 
 On ValueNet the predictable labels are the ceiling, and the script prints it (``predicted_label_embeddings``): the
 oracle's layout filled with the labels that logistic regressions on the base's embeddings predict ranks at 0.545 /
@@ -43,11 +53,9 @@ scenario was annotated for) is what a frozen encoder does not predict: top-1 0.2
 penalty (0.22 on the third of the rows labelled 0, "not related" to the value), and TF-IDF does no better (0.26-0.29).
 A scratch run that gave the predictor the true path for a share of texts needed top-1 about 0.37 to reach base + 0.03
 (0.259: 0.543; 0.345: 0.553; 0.424: 0.576). Ranking accuracy moves by about 0.005 with the metric's draws (seed).
-A fine-tuned encoder does learn the path: mpnet fine-tuned on the ValueNet training rows (mean pooling, a path head and
-a per-value direction head, lr 1e-4, 4 epochs, 15 minutes; scratch, not in this script) and passed as
-``--base-model`` gives path top-1 0.31 and HiVES 0.604 / 0.221 on Touché23 and 0.551 on ValueNet (head lr 1e-2), or
-0.591 / 0.205 and 0.557 (head lr 1e-3): the next recipe to build is the labels head's own loss with the encoder
-unfrozen, on every source.
+A fine-tuned encoder does learn the path: mpnet fine-tuned on the ValueNet training rows alone (all layers, a path head
+and a per-value direction head, lr 1e-4, 4 epochs, 15 minutes; scratch) reaches path top-1 0.31 and, as
+``--base-model`` of the frozen recipe, 0.551-0.557 on ValueNet: no more than the default's 0.552.
 Earlier runs (profile top-3 only): contrastive head, label-similarity + 0.2 x hierarchical loss, 600 steps: 0.540 /
 0.106 / 0.12 / 0.655 and 0.527 / 0.027 / 0.03 / 0.295; contrastive head, hierarchical loss alone: 0.541 / 0.072 /
 0.57 / 0.720 and 0.525 / 0.046 / 0.43 / 0.300; full fine-tuning, 24 steps of 16 (35 s a step here; Touché23 on its
@@ -217,6 +225,11 @@ def main() -> None:
     ap.add_argument("--projection-batch", type=int, default=64)
     ap.add_argument("--projection-lr", type=float, default=1e-3)
     ap.add_argument("--weight-decay", type=float, default=1e-4, help="L2 penalty of the projection")
+    ap.add_argument("--encoder-epochs", type=int, default=ProjectionConfig().encoder_epochs,
+                    help="labels head: epochs of fine-tuning the encoder's top layers with the head's loss (0: frozen)")
+    ap.add_argument("--encoder-layers", type=int, default=ProjectionConfig().encoder_layers,
+                    help="labels head: top transformer layers that move")
+    ap.add_argument("--encoder-lr", type=float, default=ProjectionConfig().encoder_learning_rate)
     ap.add_argument("--stage1-steps", type=int, default=None, help="default: 0 with the projection recipe, 450 with full")
     ap.add_argument("--stage2-steps", type=int, default=0)
     ap.add_argument("--batch-size", type=int, default=32)
@@ -268,7 +281,7 @@ def main() -> None:
 
     missing = args.missing_direction
     sets = {"touche23-validation": training_rows(touche_val, missing), "valuenet-heldout": training_rows(valuenet_test, missing)}
-    frozen = args.recipe == "projection" and not args.stage1_steps and not args.stage2_steps
+    frozen = args.recipe == "projection" and not (args.stage1_steps or args.stage2_steps or args.encoder_epochs)
     cache = EmbeddingCache(args.base_model, args.cache or DEFAULT_DIR)
     stage1_steps = args.stage1_steps if args.stage1_steps is not None else (0 if args.recipe == "projection" else 450)
     cfg = HivesTrainConfig(
@@ -278,7 +291,8 @@ def main() -> None:
         projection=ProjectionConfig(head=args.head, centre=args.centre, base_share=args.base_share, dim=args.dim,
                                     activation=args.activation, steps=args.projection_steps,
                                     batch_size=args.projection_batch, learning_rate=args.projection_lr,
-                                    weight_decay=args.weight_decay),
+                                    weight_decay=args.weight_decay, encoder_epochs=args.encoder_epochs,
+                                    encoder_layers=args.encoder_layers, encoder_learning_rate=args.encoder_lr),
         direction_margin=args.direction_margin, hierarchical_weight=args.hier_weight,
         label_similarity_weight=args.ls_weight, label_similarity_scale=args.ls_scale, uniformity_weight=args.uniformity,
         stage1=StageConfig(steps=stage1_steps, batch_size=args.batch_size, learning_rate=args.lr1),
@@ -314,6 +328,10 @@ def main() -> None:
               f"{args.dim} dims; stages {stage1_steps} + {args.stage2_steps} steps): {train_seconds:.0f} s "
               f"(embedding the training texts: {record.get('embed_seconds', '-')} s, from the cache when warm; "
               f"projection: {record.get('train_seconds', '-')} s, learning-curve evaluations included)")
+        if record.get("encoder_seconds") is not None:
+            print(f"  of which the encoder's fine-tune ({args.encoder_epochs} epochs, top {args.encoder_layers} layers): "
+                  f"{record['encoder_seconds']} s, then embedding the training texts with it: "
+                  f"{record['encoder_embed_seconds']} s; loss by epoch {record['encoder_loss_curve']}")
     if curve:
         print("  held-out learning curve (ranking accuracy / similarity correlation (mean cosine)):")
         for point in curve:

@@ -40,6 +40,12 @@ class ProjectionConfig(BaseModel):
     batch_size: int = Field(64, ge=2)  # the label-similarity loss compares every pair of a batch
     learning_rate: float = Field(1e-3, gt=0)
     weight_decay: float = Field(1e-4, ge=0)  # L2 penalty (labels: about 1/texts, a logistic regression's C = 1)
+    # labels: epochs of fine-tuning the encoder's top layers with the head's own loss before the head is fitted again
+    # on the moved encoder (hives_model.encoder_tuning); 0: the encoder stays frozen
+    encoder_epochs: int = Field(2, ge=0)
+    encoder_layers: int = Field(4, ge=1)  # top transformer layers that move (the backward pass stops below them)
+    encoder_learning_rate: float = Field(1e-4, gt=0)
+    encoder_batch_size: int = Field(32, ge=1)
 
 
 def pca_start(embeddings: np.ndarray, dim: int) -> np.ndarray:
@@ -156,6 +162,30 @@ def label_units(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray,
             np.stack(layout))
 
 
+def fit_units(x, targets: np.ndarray, masks: np.ndarray, cfg: ProjectionConfig):
+    """The labels head's units as one ``nn.Linear`` over embeddings ``x`` (texts x d, a tensor): masked
+    one-vs-rest logistic regressions with an L2 penalty (``cfg.weight_decay``), fitted by L-BFGS on all texts at once."""
+    import torch
+    from torch import nn
+
+    y, mask = torch.from_numpy(targets), torch.from_numpy(masks)
+    linear = nn.Linear(x.shape[1], targets.shape[1])
+    nn.init.zeros_(linear.weight)
+    nn.init.zeros_(linear.bias)
+    optimiser = torch.optim.LBFGS(linear.parameters(), max_iter=cfg.steps, line_search_fn="strong_wolfe")
+    n = len(x)
+
+    def closure():
+        optimiser.zero_grad()
+        loss = (nn.functional.binary_cross_entropy_with_logits(linear(x), y, reduction="none") * mask).sum() / n
+        loss = loss + cfg.weight_decay * (linear.weight ** 2).sum() / 2
+        loss.backward()
+        return loss
+
+    optimiser.step(closure)
+    return linear
+
+
 def train_label_head(embeddings: np.ndarray, labels: np.ndarray, cfg: ProjectionConfig) -> list:
     """Two ``Dense`` modules: the probability of each node of the oracle's layout (a sigmoid head over the units of
     :func:`label_units`, fitted as masked one-vs-rest logistic regressions with an L2 penalty, by L-BFGS on all
@@ -179,21 +209,7 @@ def train_label_head(embeddings: np.ndarray, labels: np.ndarray, cfg: Projection
 
     first, targets, masks, layout = label_units(labels)
     x = torch.from_numpy(np.ascontiguousarray(embeddings[first], dtype=np.float32))
-    y, mask = torch.from_numpy(targets), torch.from_numpy(masks)
-    linear = nn.Linear(x.shape[1], targets.shape[1])
-    nn.init.zeros_(linear.weight)
-    nn.init.zeros_(linear.bias)
-    optimiser = torch.optim.LBFGS(linear.parameters(), max_iter=cfg.steps, line_search_fn="strong_wolfe")
-    n = len(x)
-
-    def closure():
-        optimiser.zero_grad()
-        loss = (nn.functional.binary_cross_entropy_with_logits(linear(x), y, reduction="none") * mask).sum() / n
-        loss = loss + cfg.weight_decay * (linear.weight ** 2).sum() / 2
-        loss.backward()
-        return loss
-
-    optimiser.step(closure)
+    linear = fit_units(x, targets, masks, cfg)
     with torch.no_grad():
         mean_probability = torch.sigmoid(linear(x)).mean(dim=0).numpy()
     d, units, width = x.shape[1], targets.shape[1], layout.shape[1]

@@ -276,16 +276,14 @@ def _train_projection(model, cfg: HivesTrainConfig, rows, space: LabelSpace, emb
 
     started = time.perf_counter()
     texts = rows["text"].astype(str).tolist()
-    if embed is None:
-        def embed(batch: list[str]) -> np.ndarray:  # each distinct text once (multi-label sources repeat texts)
-            unique = list(dict.fromkeys(batch))
-            where = {t: i for i, t in enumerate(unique)}
-            return model.encode(unique, normalize_embeddings=True, convert_to_numpy=True)[[where[t] for t in batch]]
-    embeddings = np.asarray(embed(texts), dtype=np.float32)
+    embeddings = np.asarray((embed or partial(_encode_each_once, model))(texts), dtype=np.float32)
     embed_seconds = time.perf_counter() - started
     sampler = {"positives_per_anchor": cfg.positives_per_anchor, "negative_fraction": cfg.negative_fraction,
                "pair_opposite_blocks": cfg.pair_opposite_blocks}
     labels = space.encode(rows)
+    encoder: dict = {}
+    if cfg.projection.head == "labels" and cfg.projection.encoder_epochs:
+        embeddings, encoder = _tune_encoder(model, cfg.projection, texts, embeddings, labels, cfg.seed)
     if cfg.projection.head == "labels":
         head, losses = train_label_head(embeddings, labels, cfg.projection), []
         if curve is not None:
@@ -295,7 +293,34 @@ def _train_projection(model, cfg: HivesTrainConfig, rows, space: LabelSpace, emb
                                         sampler_options=sampler, seed=cfg.seed, evaluate=curve, eval_every=eval_every)
     attach(model, head)
     return {"embed_seconds": round(embed_seconds, 2), "train_seconds": round(time.perf_counter() - started - embed_seconds, 2),
-            "loss_curve": [list(p) for p in losses]}
+            "loss_curve": [list(p) for p in losses], **encoder}
+
+
+def _tune_encoder(model, cfg: ProjectionConfig, texts: list[str], embeddings, labels, seed: int):
+    """Fine-tune the encoder's top layers with the labels head's loss (:mod:`hives_model.encoder_tuning`), starting
+    from the head fitted on the frozen ``embeddings``; return the moved encoder's embeddings of ``texts`` and a record."""
+    import torch
+
+    from hives_model.encoder_tuning import tune_encoder
+    from hives_model.projection import fit_units, label_units
+
+    started = time.perf_counter()
+    first, targets, masks, _ = label_units(labels)
+    start = fit_units(torch.from_numpy(embeddings[first]), targets, masks, cfg)
+    curve = tune_encoder(model, [texts[i] for i in first], targets, masks, start.weight.detach().numpy(),
+                         start.bias.detach().numpy(), epochs=cfg.encoder_epochs, layers=cfg.encoder_layers,
+                         learning_rate=cfg.encoder_learning_rate, batch_size=cfg.encoder_batch_size, seed=seed)
+    tuned = time.perf_counter()
+    moved = _encode_each_once(model, texts)
+    return moved, {"encoder_loss_curve": [round(loss, 4) for loss in curve], "encoder_seconds": round(tuned - started, 2),
+                   "encoder_embed_seconds": round(time.perf_counter() - tuned, 2)}
+
+
+def _encode_each_once(model, texts: list[str]):
+    """Normalised embeddings of ``texts``, each distinct text encoded once (multi-label sources repeat texts)."""
+    unique = list(dict.fromkeys(texts))
+    where = {t: i for i, t in enumerate(unique)}
+    return model.encode(unique, normalize_embeddings=True, convert_to_numpy=True)[[where[t] for t in texts]]
 
 
 def train_hives_stage(cfg: HivesTrainConfig) -> dict:

@@ -9,7 +9,7 @@ from pathlib import Path
 # Smaller than the defaults so the whole pipeline runs in a few minutes on two cores; keys not named keep
 # their params.yaml value, so the test follows the real pipeline.
 TINY = {
-    "train_hives": {"projection": {"steps": 50}},
+    "train_hives": {"projection": {"steps": 50, "encoder_epochs": 1}},
     "eval_hives": {"check_texts": 40},
     "steer": {"max_queries": 3},
     # the judge on the small encoder: all-mpnet-base-v2 (the default) would embed the seed corpus three times over

@@ -162,38 +162,26 @@ def tune_encoder(model, texts: Sequence[str], value_index: np.ndarray, target: n
     """
     import torch
 
+    from valueflow.fine_tuning import fine_tune
+
     torch.manual_seed(cfg.seed)
     head = model[len(model) - 1]
     head_ids = {id(p) for p in head.parameters()}
     encoder_params = [p for p in model.parameters() if id(p) not in head_ids]
-    optimiser = torch.optim.AdamW([{"params": encoder_params, "lr": cfg.learning_rate},
-                                   {"params": list(head.parameters()), "lr": 5 * cfg.learning_rate}], weight_decay=0.01)
     per_epoch = (len(texts) + cfg.batch_size - 1) // cfg.batch_size
-    steps = max(1, cfg.epochs * per_epoch)
-    schedule = torch.optim.lr_scheduler.LambdaLR(
-        optimiser, lambda s: min(1.0, (s + 1) / max(1.0, 0.1 * steps)) * max(0.0, (steps - s) / steps))
     rng = np.random.default_rng(cfg.seed)
     texts, value_index = list(texts), torch.tensor(np.asarray(value_index), dtype=torch.long)
     target = torch.as_tensor(np.asarray(target, dtype=np.float32) / 10.0)
-    losses = []
-    model.train()
-    for epoch in range(cfg.epochs):
-        total = 0.0
-        for batch in np.array_split(rng.permutation(len(texts)), per_epoch):
-            features = model.preprocess([texts[i] for i in batch])
-            scores = model(features)["sentence_embedding"]
-            pick = torch.as_tensor(batch)
-            loss = torch.nn.functional.mse_loss(scores[torch.arange(len(batch)), value_index[pick]] / 10.0, target[pick])
-            optimiser.zero_grad()
-            loss.backward()
-            optimiser.step()
-            schedule.step()
-            total += loss.item() * len(batch)
-        losses.append(total / len(texts))
-        if echo:
-            echo(f"fine-tuning the judge's encoder: epoch {epoch + 1}/{cfg.epochs}, loss {losses[-1]:.4f}")
-    model.eval()
-    return losses
+
+    def batch_loss(batch: np.ndarray):
+        scores = model(model.preprocess([texts[i] for i in batch]))["sentence_embedding"]
+        pick = torch.as_tensor(batch)
+        return torch.nn.functional.mse_loss(scores[torch.arange(len(batch)), value_index[pick]] / 10.0, target[pick])
+
+    return fine_tune(model, [{"params": encoder_params, "lr": cfg.learning_rate},
+                             {"params": list(head.parameters()), "lr": 5 * cfg.learning_rate}],
+                     lambda: np.array_split(rng.permutation(len(texts)), per_epoch), batch_loss,
+                     epochs=cfg.epochs, echo=echo, what="fine-tuning the judge's encoder")
 
 
 def build_judge_model(encoder, head) -> object:
