@@ -282,9 +282,9 @@ def _train_projection(model, cfg: HivesTrainConfig, rows, space: LabelSpace, emb
                "pair_opposite_blocks": cfg.pair_opposite_blocks}
     labels = space.encode(rows)
     encoder: dict = {}
-    if cfg.projection.head == "labels" and cfg.projection.encoder_epochs:
-        embeddings, encoder = _tune_encoder(model, cfg.projection, texts, embeddings, labels, cfg.seed)
     if cfg.projection.head == "labels":
+        if cfg.projection.encoder_epochs:  # the head is fitted on the moved encoder's embeddings
+            embeddings, encoder = _tune_encoder(model, cfg.projection, texts, embeddings, labels, cfg.seed)
         head, losses = train_label_head(embeddings, labels, cfg.projection), []
         if curve is not None:
             curve(cfg.projection.steps, head)
