@@ -2,10 +2,12 @@
 
 - **Hierarchical ranking accuracy.** For an anchor text, candidates of its own theory fall in five relatedness
   bins: 0 same path and direction, 1 same path other direction, 2 same level_1..2 other level_3, 3 same level_1
-  other level_2, 4 other level_1. One candidate is drawn per non-empty bin (``draws`` times per anchor); the score
-  is the fraction of bin pairs (a < b) with cos(anchor, a) > cos(anchor, b), averaged over anchors; ``strict`` is
-  the fraction of draws with every pair right. A candidate whose direction or the anchor's is unknown counts as
-  "direction not contradicted" (bin 0 when the path matches). Two rows of one text are never compared.
+  other level_2, 4 other level_1. With one candidate drawn at random from each non-empty bin, the score is the
+  expected fraction of bin pairs (a < b) with cos(anchor, a) > cos(anchor, b), averaged over anchors; ``strict`` is
+  the probability that every pair is right. Both are computed exactly over every candidate of every bin, not by
+  drawing: drawing five candidates an anchor moved ValueNet's figure by 0.005 (sd over seeds) and put one model 0.007
+  above its expectation. A candidate whose direction or the anchor's is unknown counts as "direction not
+  contradicted" (bin 0 when the path matches). Two rows of one text are never compared.
 - **Similarity correlation.** Pearson r, over pairs of rows (all pairs, or a seeded sample of ``max_pairs``),
   between cosine similarity and label similarity = (number of matching path levels, counted from the top within
   a theory) + 0.5 x [direction compatible].
@@ -59,33 +61,44 @@ def _bins(labels: np.ndarray, anchor: int) -> np.ndarray:
     return out
 
 
-def hierarchical_ranking_accuracy(emb: np.ndarray, labels: np.ndarray, *, max_anchors: int = 1000, draws: int = 5,
+def _share_below(similarities: np.ndarray, lower: np.ndarray) -> np.ndarray:
+    """For each of ``similarities``, the share of ``lower`` (sorted) strictly below it: a tie is not a right order."""
+    return np.searchsorted(lower, similarities, side="left") / len(lower)
+
+
+def hierarchical_ranking_accuracy(emb: np.ndarray, labels: np.ndarray, *, max_anchors: int = 1000,
                                   seed: int = 42) -> dict:
-    rng = np.random.default_rng(seed)
-    anchors = rng.permutation(len(labels))[:max_anchors]
-    scores, strict, pair_counts = [], [], np.zeros((5, 5))
-    correct_counts = np.zeros((5, 5))
+    """The ranking accuracy of ``max_anchors`` anchors (a seeded sample), exactly: see the module docstring."""
+    anchors = np.random.default_rng(seed).permutation(len(labels))[:max_anchors]
+    scores, strict = [], []
+    right, counted = np.zeros((5, 5)), np.zeros((5, 5))
     for i in anchors:
         bins = _bins(labels, i)
-        members = [np.flatnonzero(bins == b) for b in range(5)]
-        available = [b for b in range(5) if len(members[b])]
+        similarity = emb @ emb[i]
+        by_bin = {b: np.sort(similarity[bins == b]) for b in range(5) if (bins == b).any()}
+        available = sorted(by_bin)
         if len(available) < 2:
             continue
-        for _ in range(draws):
-            picks = {b: rng.choice(members[b]) for b in available}
-            sims = {b: float(emb[i] @ emb[picks[b]]) for b in available}
-            pairs = [(a, b) for ai, a in enumerate(available) for b in available[ai + 1:]]
-            right = [sims[a] > sims[b] for a, b in pairs]
-            for (a, b), r in zip(pairs, right):
-                pair_counts[a, b] += 1
-                correct_counts[a, b] += r
-            scores.append(np.mean(right))
-            strict.append(all(right))
+        pair_scores = []
+        for k, a in enumerate(available):
+            for b in available[k + 1:]:
+                p = float(_share_below(by_bin[a], by_bin[b]).mean())
+                right[a, b] += p
+                counted[a, b] += 1
+                pair_scores.append(p)
+        scores.append(np.mean(pair_scores))
+        # P(bin candidates in order), from the last bin up: chain[x] = P(the candidates of the bins below x's bin
+        # fall in order under x), for each member x of the current bin (sorted)
+        chain = np.ones(len(by_bin[available[-1]]))
+        for upper, lower in zip(available[-2::-1], available[:0:-1]):
+            below = np.concatenate([[0.0], np.cumsum(chain)])
+            chain = below[np.searchsorted(by_bin[lower], by_bin[upper], side="left")] / len(by_bin[lower])
+        strict.append(chain.mean())
     if not scores:
         return {"accuracy": None, "strict": None, "anchors": 0}
-    per_pair = {f"{a}<{b}": round(float(correct_counts[a, b] / pair_counts[a, b]), 4)
-                for a in range(5) for b in range(a + 1, 5) if pair_counts[a, b]}
-    return {"accuracy": float(np.mean(scores)), "strict": float(np.mean(strict)), "anchors": len(scores) // draws,
+    per_pair = {f"{a}<{b}": round(float(right[a, b] / counted[a, b]), 4)
+                for a in range(5) for b in range(a + 1, 5) if counted[a, b]}
+    return {"accuracy": float(np.mean(scores)), "strict": float(np.mean(strict)), "anchors": len(scores),
             "per_bin_pair": per_pair}
 
 

@@ -220,6 +220,20 @@ def test_adaptive_sampling_beats_bucket_at_equal_calls_for_a_sharp_judge():
     assert mae["adaptive"] < 0.8 * mae["bucket"]
 
 
+def test_a_value_with_few_anchors_is_warned_of_once(panel, truth, capsys):
+    near = ANCHORS[np.abs(ANCHORS) <= 4]
+    few = AnchorPanel._from_raw(pd.DataFrame({"text": [f"anchor {a:+.1f}" for a in near], "value": "benevolence",
+                                              "intensity": near}), "small")
+    evaluator = AnchorEvaluator(SimulatedJudge(truth, noise=0.01), few, progress=False)
+    evaluator.score(texts_of(truth)[:2], "benevolence")
+    evaluator.score(texts_of(truth)[2:4], "benevolence")
+    warned = [line for line in capsys.readouterr().err.splitlines() if line.startswith("warning:")]
+    assert len(warned) == 1 and "9 anchors for 'benevolence' in panel small" in warned[0]
+    AnchorEvaluator(SimulatedJudge(truth, noise=0.01), panel, progress=False).score(texts_of(truth)[:2], "benevolence")
+    AnchorEvaluator(SimulatedJudge(truth, noise=0.01), few, mode="rating", progress=False).score(["x"], "benevolence")
+    assert "warning:" not in capsys.readouterr().err  # 19 anchors, or no anchors asked for
+
+
 def test_score_many_refuses_duplicate_item_value_pairs(panel, truth):
     items = pd.DataFrame({"item_id": ["a", "a"], "text": ["x", "y"], "value": ["benevolence", "Benevolence"]})
     with pytest.raises(ValueError, match="appears more than once"):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from hives_model.data import LabelSpace, training_rows
 from hives_model.metrics import (
@@ -39,6 +40,29 @@ def test_ideal_geometry_scores_high_and_random_scores_chance(seed_texts):
     assert good["accuracy"] > 0.9 and abs(bad["accuracy"] - 0.5) < 0.08
     assert similarity_correlation(ideal, labels) > 0.6
     assert abs(similarity_correlation(rand, labels)) < 0.1
+
+
+def test_ranking_accuracy_is_the_exact_expectation_over_one_candidate_per_bin(seed_texts):
+    """What drawing one candidate per bin would give on average, over every combination, with ties counted wrong."""
+    import itertools
+
+    from hives_model.metrics import _bins
+
+    rows = training_rows(seed_texts[seed_texts["theory"] == "pvq"]).groupby("value").head(3).reset_index(drop=True)
+    labels = LabelSpace.from_taxonomy().encode(rows)
+    emb = np.random.default_rng(3).integers(-1, 2, size=(len(rows), 4)).astype(float)  # many similarities tie
+    result = hierarchical_ranking_accuracy(emb, labels, max_anchors=4)
+    accuracy, strict = [], []
+    for i in np.random.default_rng(42).permutation(len(rows))[:4]:
+        bins = _bins(labels, i)
+        members = [np.flatnonzero(bins == b) for b in range(5) if (bins == b).any()]
+        orders = [[emb[i] @ emb[x] > emb[i] @ emb[y] for k, x in enumerate(pick) for y in pick[k + 1:]]
+                  for pick in itertools.product(*members)]
+        accuracy.append(np.mean(orders))
+        strict.append(np.mean([all(o) for o in orders]))
+    assert result["anchors"] == 4
+    assert result["accuracy"] == pytest.approx(np.mean(accuracy), abs=1e-12)
+    assert result["strict"] == pytest.approx(np.mean(strict), abs=1e-12)
 
 
 def test_orthogonality_is_one_for_orthogonal_value_centroids():
