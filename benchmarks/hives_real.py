@@ -52,7 +52,9 @@ as a minimum, not a product; scratch oversampling). Its gain is in the path bins
 ordered right, base -> default): a same-value text above a same-higher-order one 0.545 -> 0.553, a same-higher-order
 text above an unrelated one 0.511 -> 0.541; a same-direction text above an other-direction one of the same value
 stays near chance (0.538 -> 0.522). Direction units fitted on the texts of their own path alone (a conditional
-direction; frozen encoder) raise that last pair to 0.563 and leave the total where it was (0.541). The former labels head (a unit per (path, direction) label, centre 0.7, no base
+direction; frozen encoder) raise that last pair to 0.563 and leave the total where it was (0.541). Nor is it the
+head's settings: refitted on the default's encoder with centre 0.3 / 0.9, base_share 0 / 0.6 / 1 or weight_decay 1e-5 /
+1e-3, and read on the held-out rows themselves (an upper bound, not a choice), ValueNet stays at 0.543-0.553. The former labels head (a unit per (path, direction) label, centre 0.7, no base
 share, frozen): 0.587 / 0.196 / 0.31 / 0.457 / 0.824 and 0.533 / 0.046 / 0.71 / 0.190 / 0.457.
 
 On ValueNet the predictable labels are the ceiling, and the script prints it (``predicted_label_embeddings``): the
