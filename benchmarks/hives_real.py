@@ -48,14 +48,15 @@ this docstring not in the table were measured when it drew five candidates an an
 The default meets every issue-21 target but ValueNet ranking accuracy >= base + 0.03 (0.559): held-out ValueNet
 plateaus at 0.550-0.551 after 1 or 2 epochs, 0.008 short, and more training, more layers or more ValueNet steps lower
 it (the 3-epoch and oversampled rows ran before the schedule was shared with the judge's fine-tune: warm-up and decay
-as a minimum, not a product; scratch oversampling). Its gain is in the path bins (the share of candidate pairs
-ordered right, base -> default): a same-value text above a same-higher-order one 0.545 -> 0.553, a same-higher-order
-text above an unrelated one 0.511 -> 0.541; a same-direction text above an other-direction one of the same value
-stays near chance (0.538 -> 0.522). Direction units fitted on the texts of their own path alone (a conditional
-direction; frozen encoder) raise that last pair to 0.563 and leave the total where it was (0.541). Nor is it the
-head's settings: refitted on the default's encoder with centre 0.3 / 0.9, base_share 0 / 0.6 / 1 or weight_decay 1e-5 /
-1e-3, and read on the held-out rows themselves (an upper bound, not a choice), ValueNet stays at 0.543-0.553. The former labels head (a unit per (path, direction) label, centre 0.7, no base
-share, frozen): 0.587 / 0.196 / 0.31 / 0.457 / 0.824 and 0.533 / 0.046 / 0.71 / 0.190 / 0.457.
+as a minimum, not a product; scratch oversampling). Its gain is in the path bins (the share of candidate pairs ordered
+right, base -> default): a same-value text above a same-higher-order one 0.545 -> 0.553, a same-higher-order text
+above an unrelated one 0.511 -> 0.541; a same-direction text above an other-direction one of the same value stays near
+chance (0.538 -> 0.522). Direction units fitted on the texts of their own path alone (a conditional direction; frozen
+encoder) raise that last pair to 0.563 and leave the total where it was (0.541). Nor is it the head's settings:
+refitted on the default's encoder with centre 0.3 / 0.9, base_share 0 / 0.6 / 1 or weight_decay 1e-5 / 1e-3, and read
+on the held-out rows themselves (an upper bound, not a choice), ValueNet stays at 0.543-0.553. The former labels head
+(a unit per (path, direction) label, centre 0.7, no base share, frozen): 0.587 / 0.196 / 0.31 / 0.457 / 0.824 and
+0.533 / 0.046 / 0.71 / 0.190 / 0.457.
 
 On ValueNet the predictable labels are the ceiling, and the script prints it (``predicted_label_embeddings``): the
 oracle's layout filled with the labels that logistic regressions on the base's embeddings predict ranks at 0.543 /
@@ -98,9 +99,10 @@ TRAIN_SOURCES = ("touche23-training", "valuenet", "vidb_anchors", "mfrc", "socia
 DEFAULT_SOURCES = TRAIN_SOURCES[:3]  # each of the other three lowers the held-out figures (see the docstring)
 SAMPLED_SOURCES = ("mfrc", "social_chem", "moral_stories")  # large: a seeded sample, as embedding_cache.py embeds
 # benchmarks/hives_label_noise.py: an embedding of label predictions at F1 0.56 (the best published Touché23 systems),
-# mean of its --seed 0, 1, 2 (0.599 / 0.235, 0.590 / 0.220, 0.595 / 0.227) with today's oracle layout; the issue's
-# 0.588 / 0.217 was measured with the former one
-LABEL_PREDICTOR_BOUND = {"touche23-validation": {"ranking_accuracy": 0.595, "similarity_correlation": 0.227}}
+# on the 4000 Touché23 validation rows scored here, mean of 3 draws (0.572-0.575 / 0.205-0.210)
+LABEL_PREDICTOR_BOUND = {"touche23-validation": {"ranking_accuracy": 0.574, "similarity_correlation": 0.207}}
+# issue 21's targets: the same bound as first measured (500 arguments, the former oracle layout), higher: kept as set
+BOUND_TARGET = {"ranking_accuracy": 0.588, "similarity_correlation": 0.217}
 OFF_THE_SHELF = "all-mpnet-base-v2"
 
 
@@ -407,14 +409,14 @@ def main() -> None:
 
     tv, vn = results["touche23-validation"], results["valuenet-heldout"]
     shelf = tv.get(OFF_THE_SHELF, tv["base"])
-    bound = LABEL_PREDICTOR_BOUND["touche23-validation"]
+    bound = BOUND_TARGET
     def at_least(label: str, value: float | None, target: float | None) -> tuple[str, str, bool | None]:
         met = None if value is None or target is None else value >= target
         return label, f"{_f(value)} vs {_f(target)}", met
 
     checks = [
-        at_least("Touché23 ranking accuracy >= bound", tv["hives"]["ranking_accuracy"], bound["ranking_accuracy"]),
-        at_least("Touché23 similarity correlation >= bound", tv["hives"]["similarity_correlation"],
+        at_least("Touché23 ranking accuracy >= bound (issue 21's)", tv["hives"]["ranking_accuracy"], bound["ranking_accuracy"]),
+        at_least("Touché23 similarity correlation >= bound (issue 21's)", tv["hives"]["similarity_correlation"],
                  bound["similarity_correlation"]),
         at_least("Touché23 ranking accuracy >= off-the-shelf + 0.02", tv["hives"]["ranking_accuracy"],
                  None if shelf["ranking_accuracy"] is None else shelf["ranking_accuracy"] + 0.02),
