@@ -18,7 +18,7 @@ The default recipe (``projection``) fits the labels head on the frozen base enco
 (``hives_model.projection``), fine-tunes the encoder's top 4 layers with that head's own loss for 2 epochs
 (``hives_model.encoder_tuning``; ``--encoder-epochs 0`` keeps the encoder frozen), then fits the head again on the
 moved encoder. Its cost is the encoder: about 4 minutes an epoch over the 7,771 default training texts on 2 CPU cores,
-then 2 to 3 minutes to embed them again (10.6 minutes in all). The frozen base's embeddings are kept in ``--cache``
+then 2 to 3 minutes to embed them again (10.6-11 minutes in all). The frozen base's embeddings are kept in ``--cache``
 (``benchmarks/embedding_cache.py``; all-mpnet-base-v2 embeds about 35-45 short texts a second), so the frozen
 recipe costs seconds on a warm cache. ``--recipe full`` (or ``--stage1-steps``) moves every weight with the
 contrastive losses; whenever the encoder moves, every held-out text is encoded again by the trained model.
@@ -36,7 +36,7 @@ rows; ranking accuracy / similarity correlation / mean cosine / profile top-1 / 
     base (no training)                       0.527 / 0.105 / 0.16 / 0.501 / 0.819  0.529 / 0.053 / 0.13 / 0.138 / 0.343
     frozen encoder (--encoder-epochs 0)      0.591 / 0.232 / 0.41 / 0.490 / 0.842  0.540 / 0.075 / 0.35 / 0.193 / 0.490  18 s
     top 4 layers, 1 epoch                    0.623 / 0.283 / 0.39 / 0.582 / 0.918  0.550 / 0.093 / 0.35 / 0.207 / 0.493  414 s
-    top 4 layers, 2 epochs (the default)     0.630 / 0.288 / 0.35 / 0.568 / 0.916  0.551 / 0.097 / 0.31 / 0.260 / 0.545  638 s
+    top 4 layers, 2 epochs (the default)     0.630 / 0.288 / 0.35 / 0.568 / 0.916  0.551 / 0.097 / 0.31 / 0.260 / 0.545  638-661 s
     top 4 layers, 3 epochs                   0.631 / 0.281 / 0.32 / 0.585 / 0.900  0.549 / 0.092 / 0.27 / 0.276 / 0.521  844 s
     top 6 layers, 4 epochs                   0.622 / 0.260 / 0.27 / 0.633 / 0.906  0.541 / 0.081 / 0.23 / 0.293 / 0.469  1289 s
     top 4, 3 epochs, ValueNet texts x3       0.621 / 0.258 / 0.30 / 0.625 / 0.898  0.533 / 0.063 / 0.25 / 0.262 / 0.448  1153 s
