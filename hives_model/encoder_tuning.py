@@ -12,8 +12,8 @@ logistic regressions fitted on the frozen embeddings, so the first steps move th
 already reads, not towards a random head.
 
 Measured on the default real sources of ``benchmarks/hives_real.py`` (held-out Touché23 ranking accuracy /
-similarity correlation, held-out ValueNet ranking accuracy): frozen 0.593 / 0.232, 0.544; top 4 layers, 2 epochs
-(10.6 minutes) 0.637 / 0.288, 0.552; 3 epochs 0.638 / 0.281, 0.551; top 6 layers, 4 epochs 0.628 / 0.260, 0.542:
+similarity correlation, held-out ValueNet ranking accuracy): frozen 0.591 / 0.232, 0.540; top 4 layers, 2 epochs
+(about 11 minutes) 0.630 / 0.288, 0.551; 3 epochs 0.631 / 0.281, 0.549; top 6 layers, 4 epochs 0.622 / 0.260, 0.541:
 past 2 epochs the encoder fits its training texts, not held-out ones.
 """
 
